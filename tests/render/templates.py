@@ -1,0 +1,66 @@
+"""What the render harness knows about the roles' app templates."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+APP_ROLES = {
+    "orchestrator": "__orchestrator_templates",
+    "orchestrator_workers": "__orchestrator_workers_templates",
+}
+BLOCK_START = "# --- rendered constants"
+BLOCK_END = "# --- end of rendered constants"
+# NAME = {{ variable | filter }}  (one knob per line, filter among the safe ones)
+KNOB = re.compile(
+    r"^(?P<name>[A-Z][A-Z0-9_]*) = \{\{ (?P<var>[a-z_][a-z0-9_]*) \| (?P<filter>[a-z_]+) \}\}"
+)
+SAFE_FILTERS = {"int", "bool", "float", "to_json"}
+
+
+@dataclass(frozen=True)
+class Knob:
+    module: str  # dotted module name in the rendered package
+    name: str
+    var: str
+    filter: str
+
+
+def template_dir(role: str) -> Path:
+    return REPO / "roles" / role / "templates" / "shield_orchestrator"
+
+
+def listed_templates(role: str) -> list[str]:
+    data = yaml.safe_load((REPO / "roles" / role / "vars" / "main.yml").read_text())
+    return list(data[APP_ROLES[role]])
+
+
+def templates_on_disk(role: str) -> list[str]:
+    base = template_dir(role)
+    return sorted(str(p.relative_to(base))[: -len(".j2")] for p in base.rglob("*.py.j2"))
+
+
+def knobs() -> list[Knob]:
+    found = []
+    for role in APP_ROLES:
+        for rel in templates_on_disk(role):
+            module = "shield_orchestrator." + rel[: -len(".py")].replace("/", ".")
+            for line in (template_dir(role) / f"{rel}.j2").read_text().splitlines():
+                m = KNOB.match(line)
+                if m:
+                    found.append(Knob(module, m["name"], m["var"], m["filter"]))
+    return found
+
+
+def role_values(variant: str) -> dict[str, object]:
+    """The values a tree was rendered with: role defaults, overridden by alt_values for 'alt'."""
+    values: dict[str, object] = {}
+    for role in APP_ROLES:
+        values.update(yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text()))
+    if variant == "alt":
+        values.update(yaml.safe_load((REPO / "tests" / "render" / "alt_values.yml").read_text()))
+    return values

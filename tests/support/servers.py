@@ -1,0 +1,173 @@
+"""Real redis-server and PostgreSQL instances on free loopback ports, owned by the test session.
+
+Each server lives in its own temporary directory and is stopped by PID when the session
+ends. PostgreSQL refuses to run as root, so as root it runs as the ``postgres`` system user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {LOOPBACK}:{port} after {timeout_s}s")
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 15) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@dataclass
+class RedisServer:
+    """A redis-server child process (AOF off unless asked; restartable on the same port)."""
+
+    port: int
+    password: str
+    workdir: Path
+    appendonly: bool = False
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{self.password}@{LOOPBACK}:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        args = [
+            binary, "--port", str(self.port), "--bind", LOOPBACK, "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
+            "--dir", str(self.workdir), "--requirepass", self.password,
+            "--maxmemory-policy", "noeviction", "--daemonize", "no", "--loglevel", "warning",
+        ]  # fmt: skip
+        log = (self.workdir / "redis.log").open("ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, 10, self.proc)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None:
+            _stop(self.proc, sig)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def _pg_bindir() -> Path:
+    root = Path("/usr/lib/postgresql")
+    versions = sorted((p for p in root.glob("*/bin/postgres")), key=lambda p: int(p.parts[-3]))
+    if not versions:
+        raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql: make venv")
+    return versions[-1].parent
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL cluster in a temp dir, with a password-protected superuser on loopback."""
+
+    port: int
+    password: str
+    datadir: Path
+    user: str = "shield_test"
+    proc: subprocess.Popen[bytes] | None = None
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}:{self.password}@{LOOPBACK}:{self.port}/{database}"
+
+    def _run_as(self) -> dict[str, object]:
+        if os.geteuid() != 0:
+            return {}
+        pw = pwd.getpwnam("postgres")
+        return {"user": pw.pw_uid, "group": pw.pw_gid}
+
+    def init(self) -> None:
+        pwfile = self.datadir.parent / "pwfile"
+        pwfile.write_text(self.password)
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            for p in (self.datadir.parent, pwfile):
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+        subprocess.run(
+            [str(_pg_bindir() / "initdb"), "-D", str(self.datadir), "-U", self.user,
+             "--pwfile", str(pwfile), "--auth", "scram-sha-256", "-E", "UTF8", "--no-sync"],
+            check=True, capture_output=True, **self._run_as(),  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def start(self) -> None:
+        args = [
+            str(_pg_bindir() / "postgres"), "-D", str(self.datadir), "-p", str(self.port),
+            "-c", f"listen_addresses={LOOPBACK}", "-c", f"unix_socket_directories={self.datadir}",
+            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            "-c", "max_connections=200",
+        ]  # fmt: skip
+        log = (self.datadir.parent / "postgres.log").open("ab")
+        self.proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            **self._run_as(),  # type: ignore[arg-type]
+        )
+        wait_for_port(self.port, 30, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc, signal.SIGINT)  # fast shutdown
+            self.proc = None
+
+
+@contextlib.contextmanager
+def redis_server(appendonly: bool = False) -> Iterator[RedisServer]:
+    with tempfile.TemporaryDirectory(prefix="shield-redis-") as d:
+        server = RedisServer(port=free_port(), password="redis-test-pw", workdir=Path(d),
+                             appendonly=appendonly)  # fmt: skip
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    with tempfile.TemporaryDirectory(prefix="shield-pg-") as d:
+        os.chmod(d, 0o755)  # noqa: S103 - the postgres user must traverse it
+        server = PostgresServer(port=free_port(), password="pg-test-pw", datadir=Path(d) / "data")
+        server.init()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
