@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# harness/wheelhouse.sh: wheels for the test hosts' app venvs, downloaded once on the controller
+# so converge installs with `pip install --no-index --find-links` (fast, no PyPI from the guests).
+#   $SHIELD_WHEELHOUSE_DIR/py3.11/   Debian 12 hosts      (the roles: orchestrator_wheelhouse_dir)
+#   $SHIELD_WHEELHOUSE_DIR/py3.13/   Debian 13 hosts
+# The directory name is a hash of requirements/app.in + constraints.txt (harness/env.sh), so a
+# changed pin gets a fresh wheelhouse; a complete one has a .done marker and is reused as is.
+set -euo pipefail
+# shellcheck source=harness/env.sh
+. "$(dirname "$0")/env.sh"
+VENV=${VENV:-.venv}
+case $VENV in /*) ;; *) VENV=$SHIELD_ROOT/$VENV ;; esac
+PYTHONS=(3.11 3.13)
+# Every manylinux tag a Debian 12 host (glibc 2.36) accepts: pip does not widen one --platform.
+PLATFORMS=(--platform manylinux1_x86_64 --platform manylinux2010_x86_64 --platform manylinux2014_x86_64)
+for v in $(seq 17 36); do PLATFORMS+=(--platform "manylinux_2_${v}_x86_64"); done
+
+dir=$SHIELD_WHEELHOUSE_DIR
+if [ -f "$dir/.done" ]; then
+  echo "wheelhouse: $dir"
+  exit 0
+fi
+mkdir -p "$(dirname "$dir")"
+tmp=$(mktemp -d "$(dirname "$dir")/.build-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+started=$(date +%s)
+for py in "${PYTHONS[@]}"; do
+  "$VENV/bin/pip" download -q --disable-pip-version-check --only-binary=:all: \
+    --python-version "$py" --implementation cp "${PLATFORMS[@]}" \
+    -r "$SHIELD_ROOT/requirements/app.in" -c "$SHIELD_ROOT/requirements/constraints.txt" \
+    pip setuptools wheel -d "$tmp/py$py" >"$tmp/pip-$py.log" 2>&1 || {
+    tail -n 5 "$tmp/pip-$py.log" >&2
+    harness_die "wheelhouse: pip download for Python $py failed (above): PyPI must be reachable and every pin in requirements/constraints.txt must have a wheel for Python $py"
+  }
+done
+rm -f "$tmp"/pip-*.log
+date -u +%FT%TZ >"$tmp/.done"
+mv -T "$tmp" "$dir"
+trap - EXIT
+for old in "$(dirname "$dir")"/*; do # wheelhouses of older pins
+  [ "$old" = "$dir" ] || rm -rf "$old"
+done
+echo "wheelhouse: built $dir in $(($(date +%s) - started)) s ($(find "$dir" -name '*.whl' | wc -l) wheels)"

@@ -1,0 +1,51 @@
+"""The all-in-one host: every unit up and hardened, loopback-only sockets, a real ingestion."""
+
+from __future__ import annotations
+
+import tests_common as tc
+
+testinfra_hosts = tc.hosts_in("orchestrator_api")
+
+
+def test_units_active_and_enabled(host):
+    for unit in ("redis-server", "postgresql", tc.API_UNIT):
+        tc.assert_active_enabled(host, unit)
+    workers = tc.worker_instances(host)
+    assert workers, f"no {tc.WORKER_UNIT}N.service instance is loaded"
+    for unit in workers:
+        tc.assert_active_enabled(host, unit)
+
+
+def test_app_units_hardened(host):
+    for unit in (tc.API_UNIT, *tc.worker_instances(host)):
+        props = tc.unit_properties(host, unit, list(tc.HARDENING))
+        wrong = {k: props.get(k) for k, v in tc.HARDENING.items() if props.get(k) != v}
+        assert not wrong, f"{unit}: hardening not applied, got {wrong}, want {tc.HARDENING}"
+
+
+def test_sockets_on_loopback_only(host):
+    ports = {"redis": tc.REDIS_PORT, "postgresql": tc.POSTGRES_PORT, "api": tc.API_PORT}
+    for name, port in ports.items():
+        addrs = tc.listening_addresses(host, port)
+        assert addrs, f"{name}: nothing listens on port {port}"
+        assert addrs <= tc.LOOPBACK, f"{name} listens on {sorted(addrs)}, not on loopback only"
+
+
+def test_consumer_group_has_consumers(host):
+    password = tc.environment_file(host)["SHIELD_REDIS_PASSWORD"]
+    groups = tc.redis_cli(host, password, "XINFO", "GROUPS", tc.STREAM).splitlines()
+    assert tc.GROUP in groups, f"consumer group {tc.GROUP} missing on {tc.STREAM}: {groups}"
+    consumers = tc.redis_cli(host, password, "XINFO", "CONSUMERS", tc.STREAM, tc.GROUP)
+    assert "name" in consumers.splitlines(), f"no consumer in {tc.GROUP} yet"
+
+
+def test_redis_refuses_without_password(host):
+    out = host.run(f"redis-cli --raw -h 127.0.0.1 -p {tc.REDIS_PORT} PING")
+    assert "NOAUTH" in out.stdout + out.stderr, f"redis answered without a password: {out.stdout!r}"
+
+
+def test_ingestion_through_the_api(host):
+    key = tc.api_key(tc.environment_file(host))
+    job = tc.ingest_and_wait(host, key, chunks=5)
+    assert job["chunks_processed"] == 5, job
+    assert job["chunks_failed"] == 0, job

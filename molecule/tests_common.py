@@ -1,0 +1,204 @@
+"""Helpers shared by the molecule verifiers (testinfra, podman backend).
+
+Each scenario's ``tests/conftest.py`` puts this directory on ``sys.path``. Host names come
+from molecule's inventory (``MOLECULE_INVENTORY_FILE``) by group, so the same test files
+serve every scenario whatever its container names are.
+
+What the tests assume about the deployment (kept in one place, see harness/README.md):
+the app units read their secrets from the ``EnvironmentFile`` of the API unit
+(``SHIELD_REDIS_PASSWORD``, ``SHIELD_POSTGRES_PASSWORD``, ``SHIELD_API_KEYS``); the API
+listens on port ``API_PORT``; Redis and PostgreSQL on their standard ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import testinfra
+import yaml
+
+API_UNIT = "shield-orchestrator-api"
+WORKER_UNIT = "shield-orchestrator-worker@"
+DATA_UNITS = {"redis": "redis-server", "postgresql": "postgresql"}
+API_PORT = 8000
+REDIS_PORT = 6379
+POSTGRES_PORT = 5432
+STREAM = "shield:ingestion_queue"
+GROUP = "lightrag-workers"
+HARDENING = {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes"}
+LOOPBACK = {"127.0.0.1", "::1"}
+
+
+# --- inventory ------------------------------------------------------------------------------
+def _inventory() -> dict[str, Any]:
+    path = os.environ.get("MOLECULE_INVENTORY_FILE")
+    if not path:
+        raise RuntimeError("MOLECULE_INVENTORY_FILE is not set: run these tests via molecule")
+    data: dict[str, Any] = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return data
+
+
+def hosts_in(*groups: str) -> list[str]:
+    """Inventory hosts in any of ``groups`` (sorted), for ``testinfra_hosts``."""
+    children = _inventory()["all"].get("children", {})
+    names = {name for g in groups for name in (children.get(g, {}).get("hosts") or {})}
+    return sorted(names)
+
+
+def host(name: str) -> Any:
+    """A testinfra host for another container of the scenario (podman backend)."""
+    return testinfra.get_host(f"podman://{name}")
+
+
+# --- units ----------------------------------------------------------------------------------
+def journal(h: Any, unit: str, lines: int = 200) -> str:
+    """The unit's last ``lines`` journal lines (printed when a check of that unit fails)."""
+    return str(h.run(f"journalctl -u {shlex.quote(unit)} --no-pager -n {lines}").stdout)
+
+
+def fail_with_journal(h: Any, unit: str, problem: str) -> None:
+    """Print the unit's journal, then fail with one line naming the unit and the problem."""
+    print(f"----- journalctl -u {unit} --no-pager -n 200 -----\n{journal(h, unit)}")
+    raise AssertionError(f"{unit}: {problem} (its journal is printed above)")
+
+
+def assert_active_enabled(h: Any, unit: str) -> None:
+    state = h.run(f"systemctl is-active {shlex.quote(unit)}").stdout.strip()
+    enabled = h.run(f"systemctl is-enabled {shlex.quote(unit)}").stdout.strip()
+    if state != "active" or enabled != "enabled":
+        fail_with_journal(h, unit, f"is-active={state or '?'} is-enabled={enabled or '?'}")
+
+
+def unit_properties(h: Any, unit: str, names: list[str]) -> dict[str, str]:
+    out = h.check_output(f"systemctl show {shlex.quote(unit)} -p {','.join(names)}")
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def worker_instances(h: Any) -> list[str]:
+    """Loaded instances of the worker template unit: ['shield-orchestrator-worker@1.service']."""
+    out = h.check_output(f"systemctl list-units --all --plain --no-legend '{WORKER_UNIT}*.service'")
+    return sorted(line.split()[0] for line in out.splitlines() if line.strip())
+
+
+def wait_active(h: Any, unit: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while h.run(f"systemctl is-active {shlex.quote(unit)}").stdout.strip() != "active":
+        if time.monotonic() > deadline:
+            fail_with_journal(h, unit, f"not active after {timeout_s:.0f} s")
+        time.sleep(1)
+
+
+# --- sockets --------------------------------------------------------------------------------
+def listening_addresses(h: Any, port: int) -> set[str]:
+    """Local addresses with a TCP listener on ``port`` ('0.0.0.0' / '::' mean every address)."""
+    out = h.check_output(f"ss -Hltn 'sport = :{port}'")
+    addrs = set()
+    for line in out.splitlines():
+        local = line.split()[3]  # State Recv-Q Send-Q Local:Port Peer:Port
+        addr = local.rsplit(":", 1)[0].strip("[]").split("%", 1)[0]
+        addrs.add("0.0.0.0" if addr == "*" else addr)
+    return addrs
+
+
+def own_addresses(h: Any) -> set[str]:
+    """Every IPv4/IPv6 address configured on the host (loopback included)."""
+    out = h.check_output("ip -o addr show")
+    return {line.split()[3].split("/", 1)[0] for line in out.splitlines()}
+
+
+# --- the deployed environment file ------------------------------------------------------------
+def environment_file(h: Any, unit: str = API_UNIT) -> dict[str, str]:
+    """KEY=value pairs of the unit's EnvironmentFile (secrets: passwords, API keys)."""
+    prop = unit_properties(h, unit, ["EnvironmentFiles"]).get("EnvironmentFiles", "")
+    if not prop:
+        fail_with_journal(h, unit, "has no EnvironmentFile")
+    path = prop.split()[0]
+    env: dict[str, str] = {}
+    for line in h.file(path).content_string.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            env[key.strip()] = value.strip().strip("'\"")
+    return env
+
+
+def api_key(env: dict[str, str]) -> str:
+    keys = env.get("SHIELD_API_KEYS") or env.get("SHIELD_API_KEY") or ""
+    key = keys.split(",")[0].strip()
+    if not key:
+        raise AssertionError(f"no SHIELD_API_KEYS in the API's EnvironmentFile: {sorted(env)}")
+    return key
+
+
+def redis_cli(h: Any, password: str, *args: str, target: str = "127.0.0.1") -> str:
+    """Run redis-cli on ``h`` against ``target`` with the deployed password (never on argv)."""
+    cmd = " ".join(shlex.quote(a) for a in args)
+    auth = f"REDISCLI_AUTH={shlex.quote(password)}"
+    return str(
+        h.check_output(
+            f"{auth} redis-cli --no-auth-warning --raw -h {target} -p {REDIS_PORT} {cmd}"
+        )
+    )
+
+
+# --- HTTP from inside the API host (python3 is in the image; no curl needed) ---------------------
+_HTTP = r"""
+import json, sys, urllib.request, urllib.error
+method, url, key, body = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+headers = {"Content-Type": "application/json", "X-API-Key": key, "Authorization": "Bearer " + key}
+data = body.encode() if body else None
+req = urllib.request.Request(url, method=method, data=data, headers=headers)
+try:
+    with urllib.request.urlopen(req, timeout=30) as r:
+        print(json.dumps({"status": r.status, "body": r.read().decode()}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": e.read().decode()}))
+"""
+
+
+def http(h: Any, method: str, path: str, key: str, body: Any = None) -> tuple[int, Any]:
+    """(status, parsed JSON body) of an API request made on the API host itself."""
+    payload = "" if body is None else json.dumps(body)
+    url = f"http://127.0.0.1:{API_PORT}{path}"
+    out = h.check_output(
+        "python3 -c " + " ".join(shlex.quote(a) for a in (_HTTP, method, url, key, payload))
+    )
+    answer = json.loads(out)
+    try:
+        parsed = json.loads(answer["body"])
+    except ValueError:
+        parsed = answer["body"]
+    return int(answer["status"]), parsed
+
+
+def ingest_and_wait(h: Any, key: str, chunks: int, timeout_s: float = 180) -> dict[str, Any]:
+    """Submit ``chunks`` chunks through the API and poll the job until it completes."""
+    body = {
+        "chunks": [
+            {
+                "text": f"Chunk {i} of the molecule check: Redis streams feed LightRAG workers.",
+                "source_uri": f"molecule://verify/{time.time_ns()}/{i}",
+            }
+            for i in range(chunks)
+        ]
+    }
+    status, answer = http(h, "POST", "/lightrag/ingest-async", key, body)
+    if status != 202:
+        fail_with_journal(h, API_UNIT, f"POST /lightrag/ingest-async answered {status}: {answer}")
+    job_id = answer["job_id"]
+    deadline = time.monotonic() + timeout_s
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status, job = http(h, "GET", f"/jobs/{job_id}", key)
+        if status == 200 and job.get("status") in ("completed", "completed_with_errors", "failed"):
+            break
+        time.sleep(1)
+    if job.get("status") != "completed":
+        problem = f"job {job_id} did not complete in {timeout_s:.0f} s: {job}"
+        fail_with_journal(h, f"{WORKER_UNIT}1", problem)
+    return job
