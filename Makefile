@@ -11,6 +11,7 @@ BIN        := $(VENV)/bin
 VENV_STAMP := $(VENV)/.ready
 RENDERED   := $(BUILD)/rendered
 STAGE      := scripts/stage.sh
+PY_SOURCES  = $(wildcard tests bench scripts molecule collections/ansible_collections/shield)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -25,21 +26,26 @@ $(VENV_STAMP): scripts/bootstrap.sh requirements/app.in requirements/dev.in requ
 
 venv: $(VENV_STAMP) ## Debian packages + the project venv
 
-render: $(VENV_STAMP) ## render every *.py.j2 with the defaults and with tests/render/alt_values.yml
-	@rm -rf $(RENDERED)
-	@$(BIN)/ansible-playbook playbooks/render.yml -e render_root=$(CURDIR)/$(RENDERED)/default >$(BUILD)/render-default.log 2>&1 \
-	  || { tail -40 $(BUILD)/render-default.log; exit 1; }
-	@$(BIN)/ansible-playbook playbooks/render.yml -e render_root=$(CURDIR)/$(RENDERED)/alt -e @tests/render/alt_values.yml >$(BUILD)/render-alt.log 2>&1 \
-	  || { tail -40 $(BUILD)/render-alt.log; exit 1; }
+RENDER_INPUTS := $(shell find roles -path '*shield_orchestrator*' -type f 2>/dev/null) \
+  $(wildcard roles/*/defaults/main.yml roles/*/vars/main.yml roles/*/tasks/render_app.yml) \
+  playbooks/render.yml tests/render/alt_values.yml
+RENDER_STAMP := $(RENDERED)/.stamp
+
+render: $(RENDER_STAMP) ## render every *.py.j2 with the defaults and with tests/render/alt_values.yml
+
+$(RENDER_STAMP): $(VENV_STAMP) $(RENDER_INPUTS)
+	@rm -rf $(RENDERED) && mkdir -p $(RENDERED)
+	@for v in default alt; do \
+	  extra=; [ $$v = alt ] && extra="-e @tests/render/alt_values.yml"; \
+	  $(BIN)/ansible-playbook playbooks/render.yml -e render_root=$(CURDIR)/$(RENDERED)/$$v $$extra \
+	    >$(RENDERED)/render-$$v.log 2>&1 || { tail -40 $(RENDERED)/render-$$v.log; exit 1; }; \
+	done
+	@touch $@
 	@echo "render: $(RENDERED)/default and $(RENDERED)/alt"
 
-$(BUILD):
-	@mkdir -p $@
-render: | $(BUILD)
-
 lint: $(VENV_STAMP) render ## ruff (sources and rendered trees), yamllint, ansible-lint (production profile)
-	$(BIN)/ruff check tests bench scripts collections $(RENDERED)/default $(RENDERED)/alt
-	$(BIN)/ruff format --check tests bench scripts collections $(RENDERED)/default
+	$(BIN)/ruff check $(PY_SOURCES) $(RENDERED)/default $(RENDERED)/alt
+	$(BIN)/ruff format --check $(PY_SOURCES) $(RENDERED)/default
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production --offline -q
 
