@@ -44,10 +44,19 @@ def _inventory() -> dict[str, Any]:
 
 
 def hosts_in(*groups: str) -> list[str]:
-    """Inventory hosts in any of ``groups`` (sorted), for ``testinfra_hosts``."""
-    children = _inventory()["all"].get("children", {})
-    names = {name for g in groups for name in (children.get(g, {}).get("hosts") or {})}
-    return sorted(names)
+    """Inventory hosts in any of ``groups`` (sorted), for ``testinfra_hosts``.
+
+    Fails when there is none: an empty ``testinfra_hosts`` would skip every test silently.
+    """
+    inventory = _inventory()
+    # molecule writes groups at the top level; a hand-written inventory nests them in all.children
+    found = {**inventory.get("all", {}).get("children", {}), **inventory}
+    names = sorted({h for g in groups for h in (found.get(g) or {}).get("hosts") or {}})
+    if not names:
+        raise RuntimeError(
+            f"no host in inventory groups {groups} ({os.environ['MOLECULE_INVENTORY_FILE']})"
+        )
+    return names
 
 
 def host(name: str) -> Any:

@@ -41,7 +41,8 @@ def test_consumer_group_has_consumers(host):
 
 def test_redis_refuses_without_password(host):
     out = host.run(f"redis-cli --raw -h 127.0.0.1 -p {tc.REDIS_PORT} PING")
-    assert "NOAUTH" in out.stdout + out.stderr, f"redis answered without a password: {out.stdout!r}"
+    reply = out.stdout + out.stderr
+    assert "NOAUTH" in reply, f"redis without a password answered {reply!r}"
 
 
 def test_ingestion_through_the_api(host):
