@@ -72,8 +72,8 @@ class RedisServer:
             "--dir", str(self.workdir), "--requirepass", self.password,
             "--maxmemory-policy", "noeviction", "--daemonize", "no", "--loglevel", "warning",
         ]  # fmt: skip
-        log = (self.workdir / "redis.log").open("ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        with (self.workdir / "redis.log").open("ab") as log:  # the child keeps its own fd
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, 10, self.proc)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -133,13 +133,13 @@ class PostgresServer:
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
             "-c", "max_connections=200",
         ]  # fmt: skip
-        log = (self.datadir.parent / "postgres.log").open("ab")
-        self.proc = subprocess.Popen(
-            args,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            **self._run_as(),  # type: ignore[arg-type]
-        )
+        with (self.datadir.parent / "postgres.log").open("ab") as log:  # the child keeps its fd
+            self.proc = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                **self._run_as(),  # type: ignore[arg-type]
+            )
         wait_for_port(self.port, 30, self.proc)
 
     def stop(self) -> None:

@@ -1,0 +1,77 @@
+"""The engine interface: what the pool hands an engine and what it gets back.
+
+The pool (workers/lightrag_processor.py) turns a stream entry into a :class:`ChunkInput`,
+calls ``engine.process`` under the per-task timeout, and maps the errors:
+
+- :class:`EngineOverloaded`: back off and call again; does not spend a retry attempt.
+- :class:`ChunkError`: retried with exponential backoff up to retry_attempts, then
+  dead-lettered.
+- :class:`PermanentChunkError`: dead-lettered at once.
+- anything else: treated as a ChunkError (the pool never dies from a task's exception).
+
+No engine type from a library (LightRAG) crosses this interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from shield_orchestrator.errors import (
+    ChunkError,
+    ChunkTimeout,
+    EngineError,
+    EngineOverloaded,
+    PermanentChunkError,
+)
+
+__all__ = [
+    "ChunkError",
+    "ChunkInput",
+    "ChunkResult",
+    "ChunkTimeout",
+    "Engine",
+    "EngineError",
+    "EngineOverloaded",
+    "PermanentChunkError",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkInput:
+    """One chunk to process (from the stream entry's fields and JSON body)."""
+
+    job_id: str
+    chunk_id: str
+    text: str
+    source_uri: str
+    source_type: str = "text"
+    workspace: str = "default"
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    attempt: int = 1  # 1 on the first try, 2 on the first retry, ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """What an engine did with a chunk (counts for logs, metrics and events)."""
+
+    entities: int = 0
+    relations: int = 0
+    document_id: str = ""  # the engine's id for the stored document, if any
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A processing engine. One instance per worker process, shared by its slots."""
+
+    name: str  # "noop" | "offline" | "lightrag" | "lightrag_server"
+    label: str  # shown in results/logs, e.g. "offline extraction (no LLM)"
+    max_concurrency: int  # chunks the engine may have in flight in this process
+
+    async def start(self) -> None: ...
+
+    async def process(self, chunk: ChunkInput) -> ChunkResult: ...
+
+    async def close(self) -> None: ...

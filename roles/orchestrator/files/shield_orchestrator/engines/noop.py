@@ -1,0 +1,73 @@
+"""The ``noop`` engine: does nothing (or sleeps), for tests and benchmarks. Labelled as such.
+
+Per-chunk directives in ``metadata`` let tests script a chunk's behaviour through the real
+pool (they are ignored by every other engine):
+
+- ``noop_sleep_s``: seconds to sleep in ``process`` (overrides the engine's delay)
+- ``noop_fail``: ``"permanent"`` (PermanentChunkError), ``"always"`` (ChunkError every try),
+  ``"times:N"`` (ChunkError on the first N tries, then success), ``"overloaded:N"``
+  (EngineOverloaded on the first N calls, then success), ``"crash"`` (a RuntimeError)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from shield_orchestrator.engines.base import (
+    ChunkError,
+    ChunkInput,
+    ChunkResult,
+    EngineOverloaded,
+    PermanentChunkError,
+)
+
+
+class NoopEngine:
+    name = "noop"
+    label = "noop engine (does no processing; tests and benchmarks only)"
+
+    def __init__(self, delay_s: float = 0.0, max_concurrency: int = 1024) -> None:
+        self.delay_s = delay_s
+        self.max_concurrency = max_concurrency
+        self.calls: Counter[tuple[str, str]] = Counter()  # (job_id, chunk_id) -> process calls
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def process(self, chunk: ChunkInput) -> ChunkResult:
+        key = (chunk.job_id, chunk.chunk_id)
+        self.calls[key] += 1
+        n = self.calls[key]
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            sleep_s = float(chunk.metadata.get("noop_sleep_s", self.delay_s))
+            if sleep_s > 0:
+                await asyncio.sleep(sleep_s)
+            _fail(str(chunk.metadata.get("noop_fail", "")), n)
+        finally:
+            self.in_flight -= 1
+        return ChunkResult(entities=0, relations=0, detail={"engine": self.name})
+
+
+def _fail(directive: str, call: int) -> None:
+    if not directive:
+        return
+    kind, _, count = directive.partition(":")
+    limit = int(count) if count.isdigit() else 0
+    if kind == "permanent":
+        raise PermanentChunkError("noop: permanent failure requested")
+    if kind == "always":
+        raise ChunkError("noop: failure requested")
+    if kind == "times" and call <= limit:
+        raise ChunkError(f"noop: failure {call} of {limit} requested")
+    if kind == "overloaded" and call <= limit:
+        raise EngineOverloaded(f"noop: overloaded {call} of {limit}")
+    if kind == "crash":
+        raise RuntimeError("noop: crash requested")

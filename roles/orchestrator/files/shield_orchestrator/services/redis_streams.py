@@ -1,0 +1,149 @@
+"""Consumer-group helpers on the ingestion stream (keys.INGESTION_STREAM / CONSUMER_GROUP).
+
+Portable to Redis 7.0 (XAUTOCLAIM with the deleted-ids reply, XPENDING IDLE). Every helper
+takes the client, so a pool, a test or the API's health check use the same calls.
+
+Leases: an entry in a consumer's PEL is "leased" to it while its idle time stays below the
+reclaim timeout. A live worker renews what it processes with :func:`renew_leases` (XCLAIM
+min-idle 0 JUSTID: resets the idle time, does not count a delivery) but only for the ids it
+still owns (checked in the same Lua call), so it never steals an entry back from a consumer
+that reclaimed it. :func:`reclaim` takes entries whose owner stopped renewing (XAUTOCLAIM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from shield_orchestrator import keys
+
+Entry = tuple[str, dict[str, str]]  # (stream id, fields); fields empty when XDELed meanwhile
+
+# KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry ids.
+# Renews (XCLAIM ... 0 JUSTID) the ids still pending for this consumer; returns them.
+_RENEW_LUA = """
+local owned = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p > 0 then owned[#owned + 1] = ARGV[i] end
+end
+if #owned > 0 then
+  local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
+  for _, id in ipairs(owned) do args[#args + 1] = id end
+  args[#args + 1] = 'JUSTID'
+  redis.call(unpack(args))
+end
+return owned
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """The consumer group as XINFO GROUPS reports it (lag is None when Redis cannot tell)."""
+
+    pending: int
+    lag: int | None
+    consumers: int
+    length: int
+
+
+def _entries(raw: Any) -> list[Entry]:
+    return [(entry_id, dict(fields or {})) for entry_id, fields in raw or []]
+
+
+async def ensure_group(redis: Redis) -> bool:
+    """Create the consumer group (and the stream) if missing; True when it was created.
+
+    The group starts at id 0, so chunks queued before any worker started are consumed.
+    """
+    try:
+        await redis.xgroup_create(keys.INGESTION_STREAM, keys.CONSUMER_GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+        return False
+    return True
+
+
+async def read_group(
+    redis: Redis, consumer: str, count: int, block_ms: int | None, *, own_pending: bool = False
+) -> list[Entry]:
+    """XREADGROUP: new entries (``>``), or this consumer's own pending ones from the start."""
+    reply: Any = await redis.xreadgroup(
+        keys.CONSUMER_GROUP,
+        consumer,
+        {keys.INGESTION_STREAM: "0" if own_pending else ">"},
+        count=count,
+        block=None if own_pending else block_ms,
+    )
+    out: list[Entry] = []
+    for _stream, entries in reply or []:
+        out.extend(_entries(entries))
+    return out
+
+
+async def renew_leases(redis: Redis, consumer: str, ids: Sequence[str]) -> list[str]:
+    """Reset the idle time of the ids this consumer still owns; returns those ids."""
+    if not ids:
+        return []
+    owned: Any = await redis.eval(
+        _RENEW_LUA, 1, keys.INGESTION_STREAM, keys.CONSUMER_GROUP, consumer, *ids
+    )
+    return [str(i) for i in owned]
+
+
+async def reclaim(
+    redis: Redis, consumer: str, min_idle_ms: int, count: int, start: str = "0-0"
+) -> tuple[str, list[Entry], list[str]]:
+    """XAUTOCLAIM: take up to ``count`` entries idle for ``min_idle_ms`` or more.
+
+    Returns ``(next_start, entries, deleted_ids)``; ``deleted_ids`` were pending but are no
+    longer in the stream (Redis 7 already removed them from the PEL).
+    """
+    reply: Any = await redis.xautoclaim(
+        keys.INGESTION_STREAM, keys.CONSUMER_GROUP, consumer, min_idle_ms, start, count=count
+    )
+    next_start = reply[0]
+    entries = _entries(reply[1])
+    deleted = [str(i) for i in reply[2]] if len(reply) > 2 else []
+    return next_start, entries, deleted
+
+
+async def delivery_counts(redis: Redis, ids: Sequence[str]) -> dict[str, int]:
+    """Times each pending id was delivered (XPENDING per id, one pipeline); absent: not pending."""
+    if not ids:
+        return {}
+    async with redis.pipeline(transaction=False) as pipe:
+        for entry_id in ids:
+            pipe.xpending_range(
+                keys.INGESTION_STREAM, keys.CONSUMER_GROUP, min=entry_id, max=entry_id, count=1
+            )
+        replies: list[Any] = await pipe.execute()
+    counts: dict[str, int] = {}
+    for entry_id, rows in zip(ids, replies, strict=True):
+        if rows:
+            counts[entry_id] = int(rows[0]["times_delivered"])
+    return counts
+
+
+async def group_state(redis: Redis) -> GroupState | None:
+    """Pending count, lag and consumers of the group; None when the group does not exist."""
+    try:
+        groups: Any = await redis.xinfo_groups(keys.INGESTION_STREAM)
+    except ResponseError:
+        return None
+    for g in groups:
+        if g.get("name") == keys.CONSUMER_GROUP:
+            lag = g.get("lag")
+            length: Any = await redis.xlen(keys.INGESTION_STREAM)
+            return GroupState(
+                pending=int(g.get("pending") or 0),
+                lag=None if lag is None else int(lag),
+                consumers=int(g.get("consumers") or 0),
+                length=int(length),
+            )
+    return None
