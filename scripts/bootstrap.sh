@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(redis-server redis-tools postgresql postgresql-client python3-venv)
+# shellcheck disable=SC2206  # a space-separated override, for tests of the failure path
+APT_PACKAGES=(${SHIELD_APT_PACKAGES:-redis-server redis-tools postgresql postgresql-client python3-venv})
 
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
 
