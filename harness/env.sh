@@ -20,5 +20,7 @@ SHIELD_IMAGE_DEBIAN13=$(harness_image_ref trixie)
 export SHIELD_IMAGE_DEBIAN12 SHIELD_IMAGE_DEBIAN13
 # Controller-built wheels for the hosts' app venvs: <dir>/py3.11 (bookworm), <dir>/py3.13
 # (trixie); the roles read it as orchestrator_wheelhouse_dir (make wheelhouse builds it).
-SHIELD_WHEELHOUSE_DIR=$SHIELD_CACHE/wheelhouse/$(cat "$SHIELD_ROOT/requirements/app.in" "$SHIELD_ROOT/requirements/constraints.txt" | sha256sum | cut -c1-12)
+# Named by a hash of what it is built from, so a changed pin or recipe gets a fresh one.
+SHIELD_WHEELHOUSE_DIR=$SHIELD_CACHE/wheelhouse/$(cat "$SHIELD_ROOT/requirements/app.in" \
+  "$SHIELD_ROOT/requirements/constraints.txt" "$HARNESS_DIR/wheelhouse.sh" | sha256sum | cut -c1-12)
 export SHIELD_WHEELHOUSE_DIR

@@ -3,7 +3,7 @@
 # so converge installs with `pip install --no-index --find-links` (fast, no PyPI from the guests).
 #   $SHIELD_WHEELHOUSE_DIR/py3.11/   Debian 12 hosts      (the roles: orchestrator_wheelhouse_dir)
 #   $SHIELD_WHEELHOUSE_DIR/py3.13/   Debian 13 hosts
-# The directory name is a hash of requirements/app.in + constraints.txt (harness/env.sh), so a
+# The directory name is a hash of app.in + constraints.txt + this script (harness/env.sh), so a
 # changed pin gets a fresh wheelhouse; a complete one has a .done marker and is reused as is.
 set -euo pipefail
 # shellcheck source=harness/env.sh
@@ -28,7 +28,7 @@ for py in "${PYTHONS[@]}"; do
   "$VENV/bin/pip" download -q --disable-pip-version-check --only-binary=:all: \
     --python-version "$py" --implementation cp "${PLATFORMS[@]}" \
     -r "$SHIELD_ROOT/requirements/app.in" -c "$SHIELD_ROOT/requirements/constraints.txt" \
-    pip setuptools wheel -d "$tmp/py$py" >"$tmp/pip-$py.log" 2>&1 || {
+    -d "$tmp/py$py" >"$tmp/pip-$py.log" 2>&1 || {
     tail -n 5 "$tmp/pip-$py.log" >&2
     harness_die "wheelhouse: pip download for Python $py failed (above): PyPI must be reachable and every pin in requirements/constraints.txt must have a wheel for Python $py"
   }
