@@ -1,0 +1,295 @@
+"""The ``lightrag`` engine: lightrag-hku in this process (LLM and embeddings over Ollama).
+
+One LightRAG instance per worker process, one process per workspace (a Redis lease,
+engines/workspace_lock.py). The pool calls ``process`` concurrently, up to ``max_concurrency``
+(= max_parallel_insert) chunks at once; LightRAG bounds LLM calls to llm_model_max_async.
+
+How a chunk goes through LightRAG (1.5.7 semantics):
+
+    process(chunk)
+      doc id  = shield-{job_id}-{chunk_id}, file path = {source basename}#{job_id}.{chunk_id} (unique)
+      doc status of that id:
+        processed             -> a redelivery: report the stored result, do nothing
+        pending / processing  -> still in the pipeline (ours, or resumed from a dead owner): wait
+        failed                -> a retry: reset it to pending with LightRAG's own reset update
+                                 (no second record; adelete_by_doc_id is refused while the
+                                 pipeline is busy, so it cannot serve a running pool)
+        absent                -> apipeline_enqueue_documents (never ainsert: the caller that
+                                 happens to own LightRAG's processing loop would not return
+                                 while work keeps arriving)
+      identical content already stored under another id -> LightRAG writes a failed "dup"
+        record; we drop that record and report the original document's result
+      wake the driver; wait for the poller to see processed | failed
+        processed -> ChunkResult(entities, relations) from full_entities / full_relations
+        failed    -> EngineOverloaded if the LLM said 429/503/timeout, else ChunkError with
+                     LightRAG's error message
+
+Two supervised background tasks: the *driver* runs ``apipeline_process_enqueue_documents``
+whenever woken (LightRAG's mailbox feeds documents enqueued meanwhile into the running loop),
+the *poller* reads the doc status of every awaited document in one call per period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from lightrag import LightRAG
+from lightrag.base import DocStatus
+from lightrag.parser.routing import resolve_chunk_options
+
+from shield_orchestrator.engines import lightrag_setup
+from shield_orchestrator.engines.base import (
+    ChunkError,
+    ChunkInput,
+    ChunkResult,
+    EngineError,
+    EngineOverloaded,
+    PermanentChunkError,
+)
+from shield_orchestrator.engines.config import EngineConfig
+from shield_orchestrator.engines.workspace_lock import WorkspaceLock
+
+log = logging.getLogger(__name__)
+TERMINAL = frozenset({DocStatus.PROCESSED.value, DocStatus.FAILED.value})
+
+
+def document_id(chunk: ChunkInput) -> str:
+    return f"shield-{chunk.job_id}-{chunk.chunk_id}"
+
+
+def document_path(chunk: ChunkInput) -> str:
+    """Unique per chunk. LightRAG keeps only the basename and dedupes by it: no '/' after it."""
+    source = chunk.source_uri.rstrip("/").rsplit("/", 1)[-1] or "chunk"
+    return f"{source}#{chunk.job_id}.{chunk.chunk_id}"
+
+
+class LightRAGEngine:
+    """lightrag-hku in-process behind the Engine protocol (see the module docstring)."""
+
+    name = "lightrag"
+    label = "LightRAG in-process (LLM over Ollama)"
+
+    def __init__(self, config: EngineConfig, *, rag: LightRAG | None = None) -> None:
+        self.config = config
+        self.max_concurrency = config.max_parallel_insert
+        self._rag = rag
+        self._lock: WorkspaceLock | None = None
+        self._redis: aioredis.Redis | None = None
+        self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failure: BaseException | None = None
+
+    # --- construction (overridden by the offline engine) ---------------------------------------
+    def build_rag(self) -> LightRAG:
+        c = self.config
+        return lightrag_setup.build_rag(
+            c, llm_func=lightrag_setup.ollama_llm, llm_kwargs=lightrag_setup.ollama_llm_kwargs(c),
+            embedding=lightrag_setup.ollama_embedding(c),
+            tokenizer=lightrag_setup.make_tokenizer(c), llm_model_name=c.ollama_llm_model,
+        )  # fmt: skip
+
+    @property
+    def rag(self) -> LightRAG:
+        """The LightRAG instance (tests and tools query the graph through it)."""
+        if self._rag is None:
+            raise EngineError(f"engine {self.name} is not started")
+        return self._rag
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.config.redis_url:
+            self._redis = aioredis.Redis.from_url(self.config.redis_url)
+            self._lock = WorkspaceLock(self._redis, self.config.workspace,
+                                       self.config.workspace_lock_ttl_s,
+                                       owner=self.config.lock_owner)  # fmt: skip
+            try:
+                await self._lock.acquire()
+            except BaseException:
+                await self._redis.aclose()
+                self._redis = self._lock = None
+                raise
+        if self._rag is None:
+            self._rag = self.build_rag()
+        await self._rag.initialize_storages()
+        self._tasks = [
+            asyncio.create_task(self._supervise(self._drive, "driver"), name="lightrag-driver"),
+            asyncio.create_task(self._supervise(self._poll, "poller"), name="lightrag-poller"),
+        ]
+        self._wake.set()  # resume documents a previous owner left pending
+        log.info("engine %s started: workspace %r, %d chunks in flight", self.name,
+                 self.config.workspace, self.max_concurrency,
+                 extra={"action": "engine.started", "engine": self.name, "label": self.label})  # fmt: skip
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        for future in self._waiters.values():
+            if not future.done():
+                future.set_exception(ChunkError(f"engine {self.name} closed"))
+        self._waiters.clear()
+        if self._rag is not None:
+            await self._rag.finalize_storages()
+        if self._lock is not None:
+            await self._lock.release()
+            self._lock = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+        log.info("engine %s closed", self.name, extra={"action": "engine.closed"})
+
+    # --- the Engine protocol ------------------------------------------------------------------
+    async def process(self, chunk: ChunkInput) -> ChunkResult:
+        self._check_usable(chunk)
+        rag = self.rag
+        doc_id = document_id(chunk)
+        existing = await rag.doc_status.get_by_id(doc_id)
+        duplicate_of = ""
+        if existing is None:
+            original = await self._enqueue(chunk, doc_id)
+            if original is not None:  # identical content is stored under another id
+                duplicate_of, doc_id = original, original
+                existing = await rag.doc_status.get_by_id(doc_id)
+        if existing is not None and _status(existing) == DocStatus.FAILED.value:
+            await self._reset_failed(doc_id, existing)
+        doc = await self._wait(doc_id)
+        if _status(doc) == DocStatus.FAILED.value:
+            raise self._failure_error(doc_id, str(doc.get("error_msg") or "no error message"))
+        return await self._result(doc_id, duplicate_of)
+
+    # --- steps ------------------------------------------------------------------------------
+    def _check_usable(self, chunk: ChunkInput) -> None:
+        if self._failure is not None:
+            raise ChunkError(f"engine {self.name} is broken: {self._failure!r}")
+        if self._lock is not None and self._lock.lost.is_set():
+            raise EngineOverloaded(f"workspace {self.config.workspace!r} lease lost; not processing")
+        if chunk.workspace != self.config.workspace:
+            raise PermanentChunkError(
+                f"chunk is for workspace {chunk.workspace!r}; this worker's {self.name} engine "
+                f"serves workspace {self.config.workspace!r} only"
+            )
+
+    async def _enqueue(self, chunk: ChunkInput, doc_id: str) -> str | None:
+        """Enqueue; return the original doc id when LightRAG found the content already stored."""
+        rag = self.rag
+        track_id = f"shield-{uuid.uuid4().hex}"
+        await rag.apipeline_enqueue_documents(
+            [chunk.text], ids=[doc_id], file_paths=[document_path(chunk)], track_id=track_id,
+            chunk_options=resolve_chunk_options(rag.addon_params),
+        )  # fmt: skip
+        records = await rag.aget_docs_by_track_id(track_id)
+        dups = {k: v for k, v in records.items() if (v.metadata or {}).get("is_duplicate")}
+        if not dups:
+            return None
+        await rag.doc_status.delete(list(dups))  # the "dup" records: not documents of ours
+        original = str(next(iter(dups.values())).metadata.get("original_doc_id") or "")
+        log.info("chunk %s/%s: content already stored as %s", chunk.job_id, chunk.chunk_id,
+                 original, extra={"action": "engine.duplicate_content"})  # fmt: skip
+        if not original or original == doc_id:
+            raise ChunkError(f"LightRAG refused document {doc_id} as a duplicate: {dups}")
+        return original
+
+    async def _reset_failed(self, doc_id: str, record: dict[str, Any]) -> None:
+        """FAILED -> PENDING with LightRAG's own reset update (keeps one record per chunk)."""
+        from lightrag.base import DocProcessingStatus
+
+        rag = self.rag
+        content = await rag.full_docs.get_by_id(doc_id)
+        if not content:
+            raise ChunkError(f"document {doc_id} failed and its content is gone; cannot retry")
+        status_doc = DocProcessingStatus.from_stored(record)
+        update, _, _ = rag._build_pending_reset_update(status_doc, content)
+        await rag.doc_status.upsert({doc_id: update})
+        log.info("document %s: failed before, reset to pending for a retry", doc_id,
+                 extra={"action": "engine.retry_reset"})  # fmt: skip
+
+    async def _wait(self, doc_id: str) -> dict[str, Any]:
+        future = self._waiters.get(doc_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._waiters[doc_id] = future
+        self._wake.set()
+        # shield: a cancelled process() (pool timeout) leaves the poller watching the document
+        return await asyncio.shield(future)
+
+    def _failure_error(self, doc_id: str, message: str) -> EngineError:
+        if lightrag_setup.OVERLOAD_MARKER in message:
+            return EngineOverloaded(f"LightRAG document {doc_id}: {message}")
+        return ChunkError(f"LightRAG failed document {doc_id}: {message}")
+
+    async def _result(self, doc_id: str, duplicate_of: str) -> ChunkResult:
+        rag = self.rag
+        entities = await rag.full_entities.get_by_id(doc_id) or {}
+        relations = await rag.full_relations.get_by_id(doc_id) or {}
+        detail: dict[str, Any] = {"engine": self.name, "label": self.label}
+        if duplicate_of:
+            detail["duplicate_of"] = duplicate_of
+        return ChunkResult(
+            entities=len(entities.get("entity_names") or []),
+            relations=len(relations.get("relation_pairs") or []),
+            document_id=doc_id,
+            detail=detail,
+        )
+
+    # --- background tasks ------------------------------------------------------------------
+    async def _supervise(self, body: Any, what: str) -> None:
+        try:
+            await body()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._failure = exc
+            log.exception("engine %s: %s died", self.name, what,
+                          extra={"action": "engine.task_died", "task": what})  # fmt: skip
+            for future in self._waiters.values():
+                if not future.done():
+                    future.set_exception(ChunkError(f"engine {what} died: {exc!r}"))
+
+    async def _drive(self) -> None:
+        rag = self.rag
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await rag.apipeline_process_enqueue_documents()
+            except Exception:  # a storage hiccup: the poller wakes us again for pending docs
+                log.exception("engine %s: pipeline run failed", self.name,
+                              extra={"action": "engine.pipeline_failed"})  # fmt: skip
+                await asyncio.sleep(self.config.status_poll_s * 10)
+
+    async def _poll(self) -> None:
+        from lightrag.kg.shared_storage import get_namespace_data
+
+        rag = self.rag
+        pipeline = await get_namespace_data("pipeline_status", workspace=rag.workspace)
+        while True:
+            await asyncio.sleep(self.config.status_poll_s)
+            if not self._waiters:
+                continue
+            ids = list(self._waiters)
+            rows = await rag.doc_status.get_by_ids(ids)
+            still_waiting = False
+            for doc_id, row in zip(ids, rows, strict=True):
+                if row is not None and _status(row) in TERMINAL:
+                    future = self._waiters.pop(doc_id)
+                    if not future.done():
+                        future.set_result(dict(row))
+                else:
+                    still_waiting = True
+            if still_waiting and not pipeline.get("busy"):
+                self._wake.set()
+
+
+def _status(row: dict[str, Any]) -> str:
+    status = row.get("status")
+    return str(status.value if isinstance(status, DocStatus) else status)
+

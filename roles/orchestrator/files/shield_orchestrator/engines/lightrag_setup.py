@@ -1,0 +1,244 @@
+"""Build one LightRAG instance from an EngineConfig (storages, tokenizer, LLM and embeddings).
+
+LightRAG facts this module encodes (lightrag-hku 1.5.7):
+
+- Storage classes by name: file = JsonKVStorage, JsonDocStatusStorage, NetworkXStorage and
+  NanoVectorDBStorage (vectors); postgres = PGKVStorage, PGDocStatusStorage,
+  PGTableGraphStorage (plain tables, no Apache AGE) and PGVectorStorage (needs pgvector).
+- The PG storages share one process-wide pool (``ClientManager``) configured ONLY from
+  environment variables POSTGRES_* (or a ``config.ini`` in the working directory), and
+  ``LightRAG.__post_init__`` refuses to start unless POSTGRES_USER/PASSWORD/DATABASE are in
+  the environment. We compute them from EngineConfig and publish them through
+  ``settings.export_for_library`` (settings.py stays the only module touching the environment).
+  One process therefore serves one PostgreSQL database.
+- The default tokenizer (tiktoken) downloads its encoding on first use. The offline engine uses
+  a local byte tokenizer; the lightrag engine uses tiktoken with a pre-seeded cache
+  (TIKTOKEN_CACHE_DIR, filled by the role) and refuses to start when the file is missing.
+- Errors an LLM call raises are recorded by LightRAG as the failed document's ``error_msg``
+  (``str(error)``); Ollama's 429/503 and timeouts are re-raised here with OVERLOAD_MARKER in
+  the message so the engine can turn them into EngineOverloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import ollama
+from lightrag import LightRAG
+from lightrag.llm.ollama import ollama_embed, ollama_model_complete
+from lightrag.utils import EmbeddingFunc, TiktokenTokenizer, Tokenizer
+
+from shield_orchestrator import settings
+from shield_orchestrator.engines import offline_extract
+from shield_orchestrator.engines.config import EngineConfig
+from shield_orchestrator.errors import ConfigError
+
+OVERLOAD_MARKER = "[shield: LLM overloaded]"
+OVERLOAD_STATUS = frozenset({429, 503})
+LlmFunc = Callable[..., Awaitable[str]]
+EmbedFunc = Callable[[list[str]], Awaitable[npt.NDArray[Any]]]
+
+FILE_STORAGES = {
+    "kv_storage": "JsonKVStorage",
+    "doc_status_storage": "JsonDocStatusStorage",
+    "graph_storage": "NetworkXStorage",
+}
+PG_STORAGES = {
+    "kv_storage": "PGKVStorage",
+    "doc_status_storage": "PGDocStatusStorage",
+    "graph_storage": "PGTableGraphStorage",
+}
+# tiktoken's download URL per encoding; its cache file is named sha1(url) in TIKTOKEN_CACHE_DIR.
+_TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
+
+
+class LLMOverloaded(RuntimeError):
+    """The model server answered 429/503 or timed out (message starts with OVERLOAD_MARKER)."""
+
+
+def storage_names(config: EngineConfig) -> dict[str, str]:
+    names = dict(PG_STORAGES if config.storage == "postgres" else FILE_STORAGES)
+    postgres_vectors = config.vector_storage == "postgres"
+    names["vector_storage"] = "PGVectorStorage" if postgres_vectors else "NanoVectorDBStorage"
+    return names
+
+
+def uses_postgres(config: EngineConfig) -> bool:
+    return config.storage == "postgres" or config.vector_storage == "postgres"
+
+
+def postgres_environment(config: EngineConfig) -> dict[str, str]:
+    """The POSTGRES_* variables LightRAG's PG storages read (ClientManager.get_config)."""
+    if config.postgres_password is None:
+        raise ConfigError("SHIELD_POSTGRES_PASSWORD", "", "Required by the PostgreSQL storages.")
+    return {
+        "POSTGRES_HOST": config.postgres_host,
+        "POSTGRES_PORT": str(config.postgres_port),
+        "POSTGRES_USER": config.postgres_user,
+        "POSTGRES_PASSWORD": config.postgres_password,
+        "POSTGRES_DATABASE": config.postgres_db,
+        "POSTGRES_MAX_CONNECTIONS": str(max(8, 2 * config.max_parallel_insert)),
+    }
+
+
+def tiktoken_cache_file(config: EngineConfig) -> Path:
+    """Where tiktoken looks for the encoding of ``config.tiktoken_model`` (no download)."""
+    import tiktoken
+
+    try:
+        encoding = tiktoken.encoding_name_for_model(config.tiktoken_model)
+    except KeyError as exc:
+        raise ConfigError("orchestrator_engine_tiktoken_model", config.tiktoken_model,
+                          "tiktoken does not know this model.") from exc  # fmt: skip
+    url = _TIKTOKEN_URL.format(encoding)
+    return Path(config.tiktoken_cache_dir) / hashlib.sha1(url.encode()).hexdigest()  # noqa: S324
+
+
+def make_tokenizer(config: EngineConfig) -> Tokenizer:
+    """A tokenizer that never downloads: bytes, or tiktoken from its pre-seeded cache."""
+    if config.tokenizer == "bytes":
+        return Tokenizer(model_name="shield-bytes", tokenizer=offline_extract.ByteCodec())
+    cached = tiktoken_cache_file(config)
+    if not cached.is_file():
+        raise ConfigError(
+            "orchestrator_engine_tiktoken_cache_dir", config.tiktoken_cache_dir,
+            f"The tokenizer file {cached.name} (for {config.tiktoken_model}) is missing; the "
+            "role pre-seeds it (see README, Engines) because nothing may be downloaded at start.",
+        )  # fmt: skip
+    settings.export_for_library({"TIKTOKEN_CACHE_DIR": config.tiktoken_cache_dir})
+    return TiktokenTokenizer(config.tiktoken_model)
+
+
+def build_rag(
+    config: EngineConfig,
+    *,
+    llm_func: LlmFunc,
+    llm_kwargs: dict[str, Any],
+    embedding: EmbeddingFunc,
+    tokenizer: Tokenizer,
+    llm_model_name: str,
+) -> LightRAG:
+    """A LightRAG instance (storages not yet initialised) for ``config.workspace``."""
+    if uses_postgres(config):
+        settings.export_for_library(postgres_environment(config))
+    Path(config.working_dir).mkdir(parents=True, exist_ok=True)
+    return LightRAG(
+        working_dir=config.working_dir,
+        workspace=config.workspace,
+        **storage_names(config),
+        tokenizer=tokenizer,
+        chunk_token_size=config.chunk_token_size,
+        chunk_overlap_token_size=min(100, config.chunk_token_size // 10),
+        embedding_func=embedding,
+        embedding_func_max_async=config.embedding_max_async,
+        llm_model_func=llm_func,
+        llm_model_name=llm_model_name,
+        llm_model_kwargs=llm_kwargs,
+        llm_model_max_async=config.llm_model_max_async,
+        default_llm_timeout=int(config.ollama_llm_timeout_s),
+        max_parallel_insert=config.max_parallel_insert,
+        entity_extract_max_gleaning=0,
+        enable_llm_cache=False,
+        enable_llm_cache_for_entity_extract=False,
+        auto_manage_storages_states=False,
+    )
+
+
+# --- Ollama (engine lightrag) -----------------------------------------------------------------
+
+
+def _overloaded(what: str, exc: BaseException) -> LLMOverloaded:
+    return LLMOverloaded(f"{OVERLOAD_MARKER} {what}: {type(exc).__name__}: {exc}")
+
+
+async def ollama_llm(
+    prompt: str,
+    system_prompt: str | None = None,
+    history_messages: list[dict[str, Any]] | None = None,
+    **kwargs: Any,
+) -> str:
+    """LightRAG's Ollama binding, with 429/503 and timeouts raised as LLMOverloaded."""
+    try:
+        result = await ollama_model_complete(
+            prompt, system_prompt=system_prompt, history_messages=history_messages or [], **kwargs
+        )
+    except ollama.ResponseError as exc:
+        if exc.status_code in OVERLOAD_STATUS:
+            raise _overloaded(f"Ollama chat answered {exc.status_code}", exc) from exc
+        raise
+    except (httpx.TimeoutException, TimeoutError) as exc:
+        raise _overloaded("Ollama chat timed out", exc) from exc
+    return str(result)
+
+
+async def _ollama_embed(texts: list[str], **kwargs: Any) -> npt.NDArray[Any]:
+    try:
+        return np.asarray(await ollama_embed.func(texts, **kwargs))
+    except ollama.ResponseError as exc:
+        if exc.status_code in OVERLOAD_STATUS:
+            raise _overloaded(f"Ollama embed answered {exc.status_code}", exc) from exc
+        raise
+    except (httpx.TimeoutException, TimeoutError) as exc:
+        raise _overloaded("Ollama embed timed out", exc) from exc
+
+
+def ollama_llm_kwargs(config: EngineConfig) -> dict[str, Any]:
+    """What LightRAG passes to every LLM call (llm_model_kwargs)."""
+    return {
+        "host": config.ollama_endpoint,
+        "timeout": config.ollama_llm_timeout_s,
+        "api_key": config.ollama_api_key,
+        "options": {"num_ctx": config.ollama_num_ctx},
+    }
+
+
+def ollama_embedding(config: EngineConfig) -> EmbeddingFunc:
+    func = partial(
+        _ollama_embed,
+        embed_model=config.ollama_embedding_model,
+        host=config.ollama_endpoint,
+        timeout=config.ollama_embedding_timeout_s,
+        api_key=config.ollama_api_key,
+    )
+    return EmbeddingFunc(
+        embedding_dim=config.ollama_embedding_dim,
+        max_token_size=config.ollama_num_ctx,
+        func=func,
+        model_name=config.ollama_embedding_model,
+    )
+
+
+# --- offline (no LLM) ---------------------------------------------------------------------------
+
+
+def offline_llm(max_entities: int) -> LlmFunc:
+    async def answer(
+        prompt: str,
+        system_prompt: str | None = None,
+        history_messages: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> str:
+        await asyncio.sleep(0)  # a real await point, like a model call
+        return offline_extract.answer(prompt, system_prompt, max_entities)
+
+    return answer
+
+
+def offline_embedding(config: EngineConfig) -> EmbeddingFunc:
+    dim = config.offline_embedding_dim
+
+    async def embed(texts: list[str], **_: Any) -> npt.NDArray[np.float32]:
+        return offline_extract.hashed_embedding(texts, dim)
+
+    return EmbeddingFunc(
+        embedding_dim=dim, max_token_size=config.chunk_token_size, func=embed,
+        model_name=f"shield-offline-hashed-{dim}",
+    )  # fmt: skip
