@@ -1,0 +1,144 @@
+"""The ``lightrag_server`` engine: a remote LightRAG Server over HTTP (many hosts, one graph).
+
+Routes used (lightrag/api/routers/document_routes.py in lightrag-hku 1.5.7), with ``X-API-Key``:
+
+    POST /documents/text {"text", "file_source"} -> 200 {"status", "message", "track_id"}
+         400 invalid file_source, 409 same file name or a scan/delete in flight, 422 bad chunking
+    GET  /documents/track_status/{track_id}      -> {"documents": [{id, status, error_msg,
+         metadata, chunks_count, ...}], "total_count", "status_summary"}
+
+The text is indexed by a background task on the server, so the track may list no document for
+a moment; we poll until every listed document is ``processed`` or ``failed``.
+
+``file_source`` is unique per chunk *and attempt* ({source}#{job}.{chunk}.a{attempt}): the
+server refuses a second document with a known file name (409), so a retry gets a new name.
+Identical content already stored shows up as a failed record with ``metadata.is_duplicate``:
+when the original is processed the chunk counts as done (``detail.duplicate_of``); otherwise
+it is a ChunkError. The server does not report per-document entity/relation counts (0 here,
+``detail.counts`` = "not reported by LightRAG Server").
+
+HTTP answers map to the pool's decisions: 429/503 -> EngineOverloaded (back off, no attempt
+spent); 409 and other 5xx, timeouts, connection errors -> ChunkError (retry); other 4xx ->
+PermanentChunkError (dead letter at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from shield_orchestrator.engines.base import (
+    ChunkError,
+    ChunkInput,
+    ChunkResult,
+    EngineError,
+    EngineOverloaded,
+    PermanentChunkError,
+)
+from shield_orchestrator.engines.config import EngineConfig
+
+log = logging.getLogger(__name__)
+OVERLOAD_STATUS = frozenset({429, 503})
+TERMINAL = frozenset({"processed", "failed"})
+
+
+def file_source(chunk: ChunkInput) -> str:
+    source = chunk.source_uri.rstrip("/").rsplit("/", 1)[-1] or "chunk"
+    return f"{source}#{chunk.job_id}.{chunk.chunk_id}.a{chunk.attempt}"
+
+
+def error_for_status(response: httpx.Response, what: str) -> EngineError:
+    """The pool decision for a non-2xx answer of the server."""
+    detail = response.text[:300]
+    message = f"LightRAG Server {what}: HTTP {response.status_code}: {detail}"
+    if response.status_code in OVERLOAD_STATUS:
+        return EngineOverloaded(message)
+    if response.status_code == 409 or response.status_code >= 500:
+        return ChunkError(message)
+    return PermanentChunkError(message)
+
+
+class LightRAGServerEngine:
+    name = "lightrag_server"
+    label = "LightRAG Server over HTTP"
+
+    def __init__(self, config: EngineConfig, *, transport: httpx.AsyncBaseTransport | None = None):
+        self.config = config
+        self.max_concurrency = config.lightrag_max_in_flight
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        headers = {"X-API-Key": self.config.lightrag_api_key} if self.config.lightrag_api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.config.lightrag_server_url.rstrip("/"),
+            headers=headers,
+            timeout=self.config.lightrag_request_timeout_s,
+            transport=self._transport,
+        )
+        log.info("engine %s started: %s", self.name, self.config.lightrag_server_url,
+                 extra={"action": "engine.started", "engine": self.name})  # fmt: skip
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _request(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
+        if self._client is None:
+            raise EngineError(f"engine {self.name} is not started")
+        try:
+            response = await self._client.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise ChunkError(f"LightRAG Server {what}: timed out: {exc!r}") from exc
+        except httpx.TransportError as exc:
+            raise ChunkError(f"LightRAG Server {what}: {exc!r}") from exc
+        if response.status_code >= 400:
+            raise error_for_status(response, what)
+        return response.json()
+
+    async def process(self, chunk: ChunkInput) -> ChunkResult:
+        body = {"text": chunk.text, "file_source": file_source(chunk)}
+        inserted = await self._request("POST", "/documents/text", "insert", json=body)
+        track_id = str(inserted.get("track_id") or "")
+        if not track_id:
+            raise ChunkError(f"LightRAG Server insert answered without track_id: {inserted}")
+        docs = await self._wait(track_id)
+        return self._result(track_id, docs)
+
+    async def _wait(self, track_id: str) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + self.config.lightrag_track_timeout_s
+        while True:
+            status = await self._request(
+                "GET", f"/documents/track_status/{track_id}", "track_status"
+            )
+            docs = list(status.get("documents") or [])
+            if docs and all(str(d.get("status")) in TERMINAL for d in docs):
+                return docs
+            if time.monotonic() >= deadline:
+                raise ChunkError(
+                    f"LightRAG Server: track {track_id} not processed after "
+                    f"{self.config.lightrag_track_timeout_s:.0f}s ({status.get('status_summary')})"
+                )
+            await asyncio.sleep(self.config.lightrag_poll_s)
+
+    def _result(self, track_id: str, docs: list[dict[str, Any]]) -> ChunkResult:
+        detail: dict[str, Any] = {"engine": self.name, "label": self.label, "track_id": track_id,
+                                  "counts": "not reported by LightRAG Server"}  # fmt: skip
+        for doc in docs:
+            metadata = doc.get("metadata") or {}
+            if str(doc.get("status")) == "processed":
+                return ChunkResult(document_id=str(doc.get("id")), detail=detail)
+            if metadata.get("is_duplicate"):
+                original = str(metadata.get("original_doc_id") or "")
+                error = str(doc.get("error_msg") or "")
+                if "Status: processed" in error:
+                    detail["duplicate_of"] = original
+                    return ChunkResult(document_id=original, detail=detail)
+                raise ChunkError(f"LightRAG Server: content duplicates document {original}: {error}")
+        errors = "; ".join(str(d.get("error_msg") or "no error message") for d in docs)
+        raise ChunkError(f"LightRAG Server failed track {track_id}: {errors}")
