@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import re
 import threading
 import time
@@ -56,14 +57,18 @@ def expected_entities(text: str) -> list[str]:
 
 def expected_relations(text: str) -> list[tuple[str, str]]:
     names = expected_entities(text)
-    return list(zip(names, names[1:], strict=False))
+    return list(itertools.pairwise(names))
 
 
 def extraction_answer(text: str) -> str:
-    lines = [f"entity{DELIM}{n}{DELIM}Concept{DELIM}{n} appears in the text." for n in
-             expected_entities(text)]  # fmt: skip
-    lines += [f"relation{DELIM}{a}{DELIM}{b}{DELIM}mentioned together{DELIM}{a} precedes {b}."
-              for a, b in expected_relations(text)]  # fmt: skip
+    lines = [
+        f"entity{DELIM}{n}{DELIM}Concept{DELIM}{n} appears in the text."
+        for n in expected_entities(text)
+    ]
+    lines += [
+        f"relation{DELIM}{a}{DELIM}{b}{DELIM}mentioned together{DELIM}{a} precedes {b}."
+        for a, b in expected_relations(text)
+    ]
     return "\n".join([*lines, COMPLETE])
 
 
@@ -87,8 +92,9 @@ class OllamaDouble:
 
     # --- handlers ---------------------------------------------------------------------------
     def _answer(self, messages: list[dict[str, Any]]) -> str | int:
-        user = next((m.get("content") or "" for m in reversed(messages)
-                     if m.get("role") == "user"), "")  # fmt: skip
+        user = next(
+            (m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), ""
+        )
         chunk = _FENCE.search(user)
         if chunk is not None:
             for needle, status in self.fail_when.items():
@@ -120,15 +126,24 @@ class OllamaDouble:
         finally:
             self.in_flight -= 1
         if isinstance(answer, int):
-            return JSONResponse({"error": f"double: injected {answer} for this chunk"},
-                                status_code=answer)  # fmt: skip
-        return JSONResponse({
-            "model": body.get("model", ""), "created_at": _now(),
-            "message": {"role": "assistant", "content": answer},
-            "done": True, "done_reason": "stop", "total_duration": 1, "load_duration": 1,
-            "prompt_eval_count": 10, "prompt_eval_duration": 1, "eval_count": len(answer) // 4,
-            "eval_duration": 1,
-        })  # fmt: skip
+            return JSONResponse(
+                {"error": f"double: injected {answer} for this chunk"}, status_code=answer
+            )
+        return JSONResponse(
+            {
+                "model": body.get("model", ""),
+                "created_at": _now(),
+                "message": {"role": "assistant", "content": answer},
+                "done": True,
+                "done_reason": "stop",
+                "total_duration": 1,
+                "load_duration": 1,
+                "prompt_eval_count": 10,
+                "prompt_eval_duration": 1,
+                "eval_count": len(answer) // 4,
+                "eval_duration": 1,
+            }
+        )
 
     async def generate(self, request: Request) -> JSONResponse:
         body = await request.json()
@@ -136,8 +151,15 @@ class OllamaDouble:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         answer = self._answer([{"role": "user", "content": body.get("prompt", "")}])
-        return JSONResponse({"model": body.get("model", ""), "created_at": _now(),
-                             "response": str(answer), "done": True, "done_reason": "stop"})  # fmt: skip
+        return JSONResponse(
+            {
+                "model": body.get("model", ""),
+                "created_at": _now(),
+                "response": str(answer),
+                "done": True,
+                "done_reason": "stop",
+            }
+        )
 
     async def embed(self, request: Request) -> JSONResponse:
         body = await request.json()
@@ -148,15 +170,29 @@ class OllamaDouble:
         texts = body.get("input") or []
         texts = [texts] if isinstance(texts, str) else texts
         dim = int(body.get("dimensions") or self.embedding_dim)
-        return JSONResponse({"model": body.get("model", ""),
-                             "embeddings": [_vector(t, dim) for t in texts],
-                             "prompt_eval_count": len(texts)})  # fmt: skip
+        return JSONResponse(
+            {
+                "model": body.get("model", ""),
+                "embeddings": [_vector(t, dim) for t in texts],
+                "prompt_eval_count": len(texts),
+            }
+        )
 
     async def tags(self, request: Request) -> JSONResponse:
-        return JSONResponse({"models": [{
-            "name": "double:latest", "model": "double:latest", "modified_at": _now(),
-            "size": 1, "digest": "0" * 64, "details": {"format": "gguf", "family": "double"},
-        }]})  # fmt: skip
+        return JSONResponse(
+            {
+                "models": [
+                    {
+                        "name": "double:latest",
+                        "model": "double:latest",
+                        "modified_at": _now(),
+                        "size": 1,
+                        "digest": "0" * 64,
+                        "details": {"format": "gguf", "family": "double"},
+                    }
+                ]
+            }
+        )
 
     def _seen(self, request: Request) -> None:
         auth = request.headers.get("authorization", "")
@@ -164,12 +200,14 @@ class OllamaDouble:
             self.api_keys_seen.add(auth.removeprefix("Bearer "))
 
     def app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/api/chat", self.chat, methods=["POST"]),
-            Route("/api/generate", self.generate, methods=["POST"]),
-            Route("/api/embed", self.embed, methods=["POST"]),
-            Route("/api/tags", self.tags, methods=["GET"]),
-        ])  # fmt: skip
+        return Starlette(
+            routes=[
+                Route("/api/chat", self.chat, methods=["POST"]),
+                Route("/api/generate", self.generate, methods=["POST"]),
+                Route("/api/embed", self.embed, methods=["POST"]),
+                Route("/api/tags", self.tags, methods=["GET"]),
+            ]
+        )
 
 
 def _now() -> str:
@@ -190,8 +228,11 @@ def _vector(text: str, dim: int) -> list[float]:
 def serve_http(app: Any) -> Iterator[int]:
     """Run an ASGI app under uvicorn in a thread on a free loopback port; yield the port."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="error",
-                                           lifespan="off", access_log=False))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=LOOPBACK, port=port, log_level="error", lifespan="off", access_log=False
+        )
+    )
     thread = threading.Thread(target=server.run, name=f"http-double-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

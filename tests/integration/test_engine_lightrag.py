@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from lightrag import QueryParam
-
 from shield_orchestrator.engines.base import ChunkError, ChunkInput, EngineOverloaded
 from shield_orchestrator.engines.config import EngineConfig
 from shield_orchestrator.engines.lightrag_inproc import LightRAGEngine, document_id
 from shield_orchestrator.errors import ConfigError
+
 from tests.doubles.ollama_double import OllamaDouble, expected_entities, ollama_double
 from tests.support.servers import PostgresServer
 
@@ -35,12 +35,23 @@ def double() -> Iterator[OllamaDouble]:
 
 def _config(double: OllamaDouble, workdir: Path, **changes: object) -> EngineConfig:
     base = EngineConfig(
-        workspace="itest", working_dir=str(workdir), storage="file", vector_storage="file",
-        tokenizer="bytes", ollama_endpoint=double.url, ollama_llm_model="double:latest",
-        ollama_embedding_model="double-embed", ollama_embedding_dim=16,
-        ollama_llm_timeout_s=5, ollama_embedding_timeout_s=5, ollama_api_key="ollama-key",
-        llm_model_max_async=4, max_parallel_insert=4, status_poll_s=0.02, redis_url=None,
-    )  # fmt: skip
+        workspace="itest",
+        working_dir=str(workdir),
+        storage="file",
+        vector_storage="file",
+        tokenizer="bytes",
+        ollama_endpoint=double.url,
+        ollama_llm_model="double:latest",
+        ollama_embedding_model="double-embed",
+        ollama_embedding_dim=16,
+        ollama_llm_timeout_s=5,
+        ollama_embedding_timeout_s=5,
+        ollama_api_key="ollama-key",
+        llm_model_max_async=4,
+        max_parallel_insert=4,
+        status_poll_s=0.02,
+        redis_url=None,
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -55,8 +66,9 @@ async def engine(
 
 
 def _chunk(chunk_id: str, text: str, job: str = "job-1") -> ChunkInput:
-    return ChunkInput(job_id=job, chunk_id=chunk_id, text=text, source_uri="s3://b/doc.txt",
-                      workspace="itest")  # fmt: skip
+    return ChunkInput(
+        job_id=job, chunk_id=chunk_id, text=text, source_uri="s3://b/doc.txt", workspace="itest"
+    )
 
 
 async def test_a_chunk_yields_the_extracted_entities_and_is_queryable(
@@ -70,11 +82,17 @@ async def test_a_chunk_yields_the_extracted_entities_and_is_queryable(
     assert set(expected_entities(TEXT)) <= graph_labels
     context = await engine.rag.aquery(
         "Who founded Acme?",
-        param=QueryParam(mode="local", only_need_context=True, enable_rerank=False,
-                         ll_keywords=["Acme"], hl_keywords=["founding"]),  # fmt: skip
+        param=QueryParam(
+            mode="local",
+            only_need_context=True,
+            enable_rerank=False,
+            ll_keywords=["Acme"],
+            hl_keywords=["founding"],
+        ),
     )
     assert "Alice" in str(context)
-    assert double.calls["chat"] >= 1 and double.calls["embed"] >= 1
+    assert double.calls["chat"] >= 1
+    assert double.calls["embed"] >= 1
     assert double.api_keys_seen == {"ollama-key"}  # the API key reaches Ollama
 
 
@@ -84,7 +102,8 @@ async def test_redelivery_of_a_processed_chunk_does_no_work(
     await engine.process(_chunk("c2", "Bob visits Berlin."))
     chats = double.calls["chat"]
     again = await engine.process(_chunk("c2", "Bob visits Berlin."))
-    assert again.entities == 2 and double.calls["chat"] == chats
+    assert again.entities == 2
+    assert double.calls["chat"] == chats
 
 
 async def test_llm_failure_is_a_chunk_error_carrying_lightrags_message(
@@ -111,7 +130,8 @@ async def test_retry_after_failure_leaves_one_record(
     counts = await engine.rag.doc_status.get_status_counts()
     assert counts.get("failed", 0) == 1  # only c3 (never retried); c4 has one processed record
     doc = await engine.rag.doc_status.get_by_id(document_id(chunk))
-    assert doc is not None and doc["status"] == "processed"
+    assert doc is not None
+    assert doc["status"] == "processed"
 
 
 async def test_ollama_429_and_503_back_the_pool_off(
@@ -139,8 +159,11 @@ async def test_identical_content_in_another_job_reports_the_original(
 async def test_tiktoken_without_a_seeded_cache_refuses_to_start(
     double: OllamaDouble, tmp_path: Path
 ) -> None:
-    eng = LightRAGEngine(_config(double, tmp_path / "w", tokenizer="tiktoken",
-                                 tiktoken_cache_dir=str(tmp_path / "empty")))  # fmt: skip
+    eng = LightRAGEngine(
+        _config(
+            double, tmp_path / "w", tokenizer="tiktoken", tiktoken_cache_dir=str(tmp_path / "empty")
+        )
+    )
     with pytest.raises(ConfigError, match="pre-seeds it"):
         await eng.start()
 
@@ -157,10 +180,18 @@ async def test_postgres_storages(
         await conn.execute("CREATE DATABASE engine_pg")
     finally:
         await conn.close()
-    config = _config(double, tmp_path / "pg", storage="postgres", vector_storage="file",
-                     postgres_host="127.0.0.1", postgres_port=postgres_srv.port,
-                     postgres_user=postgres_srv.user, postgres_password=postgres_srv.password,
-                     postgres_db="engine_pg", workspace="pgtest")  # fmt: skip
+    config = _config(
+        double,
+        tmp_path / "pg",
+        storage="postgres",
+        vector_storage="file",
+        postgres_host="127.0.0.1",
+        postgres_port=postgres_srv.port,
+        postgres_user=postgres_srv.user,
+        postgres_password=postgres_srv.password,
+        postgres_db="engine_pg",
+        workspace="pgtest",
+    )
     eng = LightRAGEngine(config)
     await eng.start()
     try:
@@ -176,8 +207,9 @@ async def test_postgres_storages(
         await eng.close()
     conn = await asyncpg.connect(postgres_srv.dsn("engine_pg"))
     try:
-        rows = await conn.fetch("SELECT id, status FROM lightrag_doc_status WHERE workspace=$1",
-                                "pgtest")  # fmt: skip
+        rows = await conn.fetch(
+            "SELECT id, status FROM lightrag_doc_status WHERE workspace=$1", "pgtest"
+        )
     finally:
         await conn.close()
     assert {r["id"]: r["status"] for r in rows} == {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-
 from shield_orchestrator.engines import offline_extract as ox
 
 TEXT = (
@@ -20,7 +19,9 @@ def test_keyphrases_become_entities_and_same_sentence_pairs_relations() -> None:
     assert "LightRAG" in ex.entities
     # every relation joins two chosen entities of one sentence, sorted, no self-loops
     for source, target in ex.relations:
-        assert source in ex.entities and target in ex.entities and source < target
+        assert source in ex.entities
+        assert target in ex.entities
+        assert source < target
     assert ex.relations, "two keyphrases in one sentence make a relation"
 
 
@@ -48,7 +49,8 @@ def test_answer_to_a_keyword_prompt_is_keyword_json() -> None:
 def test_descriptions_never_carry_the_delimiter() -> None:
     text = f"Alpha Beta{ox.TUPLE_DELIMITER}Gamma Delta are <|odd|> names."
     for desc in ox.extract(text, 5).entities.values():
-        assert ox.TUPLE_DELIMITER not in desc and "<|" not in desc
+        assert ox.TUPLE_DELIMITER not in desc
+        assert "<|" not in desc
 
 
 def test_hashed_embedding_is_unit_length_and_similar_for_similar_text() -> None:

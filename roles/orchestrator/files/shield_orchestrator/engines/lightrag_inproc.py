@@ -7,7 +7,7 @@ engines/workspace_lock.py). The pool calls ``process`` concurrently, up to ``max
 How a chunk goes through LightRAG (1.5.7 semantics):
 
     process(chunk)
-      doc id  = shield-{job_id}-{chunk_id}, file path = {source basename}#{job_id}.{chunk_id} (unique)
+      doc id = shield-{job_id}-{chunk_id}; file path = {source name}#{job_id}.{chunk_id} (unique)
       doc status of that id:
         processed             -> a redelivery: report the stored result, do nothing
         pending / processing  -> still in the pipeline (ours, or resumed from a dead owner): wait
@@ -89,10 +89,13 @@ class LightRAGEngine:
     def build_rag(self) -> LightRAG:
         c = self.config
         return lightrag_setup.build_rag(
-            c, llm_func=lightrag_setup.ollama_llm, llm_kwargs=lightrag_setup.ollama_llm_kwargs(c),
+            c,
+            llm_func=lightrag_setup.ollama_llm,
+            llm_kwargs=lightrag_setup.ollama_llm_kwargs(c),
             embedding=lightrag_setup.ollama_embedding(c),
-            tokenizer=lightrag_setup.make_tokenizer(c), llm_model_name=c.ollama_llm_model,
-        )  # fmt: skip
+            tokenizer=lightrag_setup.make_tokenizer(c),
+            llm_model_name=c.ollama_llm_model,
+        )
 
     @property
     def rag(self) -> LightRAG:
@@ -105,9 +108,12 @@ class LightRAGEngine:
     async def start(self) -> None:
         if self.config.redis_url:
             self._redis = aioredis.Redis.from_url(self.config.redis_url)
-            self._lock = WorkspaceLock(self._redis, self.config.workspace,
-                                       self.config.workspace_lock_ttl_s,
-                                       owner=self.config.lock_owner)  # fmt: skip
+            self._lock = WorkspaceLock(
+                self._redis,
+                self.config.workspace,
+                self.config.workspace_lock_ttl_s,
+                owner=self.config.lock_owner,
+            )
             try:
                 await self._lock.acquire()
             except BaseException:
@@ -122,9 +128,13 @@ class LightRAGEngine:
             asyncio.create_task(self._supervise(self._poll, "poller"), name="lightrag-poller"),
         ]
         self._wake.set()  # resume documents a previous owner left pending
-        log.info("engine %s started: workspace %r, %d chunks in flight", self.name,
-                 self.config.workspace, self.max_concurrency,
-                 extra={"action": "engine.started", "engine": self.name, "label": self.label})  # fmt: skip
+        log.info(
+            "engine %s started: workspace %r, %d chunks in flight",
+            self.name,
+            self.config.workspace,
+            self.max_concurrency,
+            extra={"action": "engine.started", "engine": self.name, "label": self.label},
+        )
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -171,7 +181,9 @@ class LightRAGEngine:
         if self._failure is not None:
             raise ChunkError(f"engine {self.name} is broken: {self._failure!r}")
         if self._lock is not None and self._lock.lost.is_set():
-            raise EngineOverloaded(f"workspace {self.config.workspace!r} lease lost; not processing")
+            raise EngineOverloaded(
+                f"workspace {self.config.workspace!r} lease lost; not processing"
+            )
         if chunk.workspace != self.config.workspace:
             raise PermanentChunkError(
                 f"chunk is for workspace {chunk.workspace!r}; this worker's {self.name} engine "
@@ -183,17 +195,25 @@ class LightRAGEngine:
         rag = self.rag
         track_id = f"shield-{uuid.uuid4().hex}"
         await rag.apipeline_enqueue_documents(
-            [chunk.text], ids=[doc_id], file_paths=[document_path(chunk)], track_id=track_id,
+            [chunk.text],
+            ids=[doc_id],
+            file_paths=[document_path(chunk)],
+            track_id=track_id,
             chunk_options=resolve_chunk_options(rag.addon_params),
-        )  # fmt: skip
+        )
         records = await rag.aget_docs_by_track_id(track_id)
         dups = {k: v for k, v in records.items() if (v.metadata or {}).get("is_duplicate")}
         if not dups:
             return None
         await rag.doc_status.delete(list(dups))  # the "dup" records: not documents of ours
         original = str(next(iter(dups.values())).metadata.get("original_doc_id") or "")
-        log.info("chunk %s/%s: content already stored as %s", chunk.job_id, chunk.chunk_id,
-                 original, extra={"action": "engine.duplicate_content"})  # fmt: skip
+        log.info(
+            "chunk %s/%s: content already stored as %s",
+            chunk.job_id,
+            chunk.chunk_id,
+            original,
+            extra={"action": "engine.duplicate_content"},
+        )
         if not original or original == doc_id:
             raise ChunkError(f"LightRAG refused document {doc_id} as a duplicate: {dups}")
         return original
@@ -209,8 +229,11 @@ class LightRAGEngine:
         status_doc = DocProcessingStatus.from_stored(record)
         update, _, _ = rag._build_pending_reset_update(status_doc, content)
         await rag.doc_status.upsert({doc_id: update})
-        log.info("document %s: failed before, reset to pending for a retry", doc_id,
-                 extra={"action": "engine.retry_reset"})  # fmt: skip
+        log.info(
+            "document %s: failed before, reset to pending for a retry",
+            doc_id,
+            extra={"action": "engine.retry_reset"},
+        )
 
     async def _wait(self, doc_id: str) -> dict[str, Any]:
         future = self._waiters.get(doc_id)
@@ -248,8 +271,12 @@ class LightRAGEngine:
             raise
         except BaseException as exc:
             self._failure = exc
-            log.exception("engine %s: %s died", self.name, what,
-                          extra={"action": "engine.task_died", "task": what})  # fmt: skip
+            log.exception(
+                "engine %s: %s died",
+                self.name,
+                what,
+                extra={"action": "engine.task_died", "task": what},
+            )
             for future in self._waiters.values():
                 if not future.done():
                     future.set_exception(ChunkError(f"engine {what} died: {exc!r}"))
@@ -262,8 +289,11 @@ class LightRAGEngine:
             try:
                 await rag.apipeline_process_enqueue_documents()
             except Exception:  # a storage hiccup: the poller wakes us again for pending docs
-                log.exception("engine %s: pipeline run failed", self.name,
-                              extra={"action": "engine.pipeline_failed"})  # fmt: skip
+                log.exception(
+                    "engine %s: pipeline run failed",
+                    self.name,
+                    extra={"action": "engine.pipeline_failed"},
+                )
                 await asyncio.sleep(self.config.status_poll_s * 10)
 
     async def _poll(self) -> None:
@@ -292,4 +322,3 @@ class LightRAGEngine:
 def _status(row: dict[str, Any]) -> str:
     status = row.get("status")
     return str(status.value if isinstance(status, DocStatus) else status)
-

@@ -73,15 +73,21 @@ class LightRAGServerEngine:
         self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        headers = {"X-API-Key": self.config.lightrag_api_key} if self.config.lightrag_api_key else {}
+        headers = (
+            {"X-API-Key": self.config.lightrag_api_key} if self.config.lightrag_api_key else {}
+        )
         self._client = httpx.AsyncClient(
             base_url=self.config.lightrag_server_url.rstrip("/"),
             headers=headers,
             timeout=self.config.lightrag_request_timeout_s,
             transport=self._transport,
         )
-        log.info("engine %s started: %s", self.name, self.config.lightrag_server_url,
-                 extra={"action": "engine.started", "engine": self.name})  # fmt: skip
+        log.info(
+            "engine %s started: %s",
+            self.name,
+            self.config.lightrag_server_url,
+            extra={"action": "engine.started", "engine": self.name},
+        )
 
     async def close(self) -> None:
         if self._client is not None:
@@ -127,8 +133,12 @@ class LightRAGServerEngine:
             await asyncio.sleep(self.config.lightrag_poll_s)
 
     def _result(self, track_id: str, docs: list[dict[str, Any]]) -> ChunkResult:
-        detail: dict[str, Any] = {"engine": self.name, "label": self.label, "track_id": track_id,
-                                  "counts": "not reported by LightRAG Server"}  # fmt: skip
+        detail: dict[str, Any] = {
+            "engine": self.name,
+            "label": self.label,
+            "track_id": track_id,
+            "counts": "not reported by LightRAG Server",
+        }
         for doc in docs:
             metadata = doc.get("metadata") or {}
             if str(doc.get("status")) == "processed":
@@ -139,6 +149,8 @@ class LightRAGServerEngine:
                 if "Status: processed" in error:
                     detail["duplicate_of"] = original
                     return ChunkResult(document_id=original, detail=detail)
-                raise ChunkError(f"LightRAG Server: content duplicates document {original}: {error}")
+                raise ChunkError(
+                    f"LightRAG Server: content duplicates document {original}: {error}"
+                )
         errors = "; ".join(str(d.get("error_msg") or "no error message") for d in docs)
         raise ChunkError(f"LightRAG Server failed track {track_id}: {errors}")

@@ -60,7 +60,7 @@ PG_STORAGES = {
 _TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 
 
-class LLMOverloaded(RuntimeError):
+class LLMOverloadedError(RuntimeError):
     """The model server answered 429/503 or timed out (message starts with OVERLOAD_MARKER)."""
 
 
@@ -96,8 +96,11 @@ def tiktoken_cache_file(config: EngineConfig) -> Path:
     try:
         encoding = tiktoken.encoding_name_for_model(config.tiktoken_model)
     except KeyError as exc:
-        raise ConfigError("orchestrator_engine_tiktoken_model", config.tiktoken_model,
-                          "tiktoken does not know this model.") from exc  # fmt: skip
+        raise ConfigError(
+            "orchestrator_engine_tiktoken_model",
+            config.tiktoken_model,
+            "tiktoken does not know this model.",
+        ) from exc
     url = _TIKTOKEN_URL.format(encoding)
     return Path(config.tiktoken_cache_dir) / hashlib.sha1(url.encode()).hexdigest()  # noqa: S324
 
@@ -109,10 +112,11 @@ def make_tokenizer(config: EngineConfig) -> Tokenizer:
     cached = tiktoken_cache_file(config)
     if not cached.is_file():
         raise ConfigError(
-            "orchestrator_engine_tiktoken_cache_dir", config.tiktoken_cache_dir,
+            "orchestrator_engine_tiktoken_cache_dir",
+            config.tiktoken_cache_dir,
             f"The tokenizer file {cached.name} (for {config.tiktoken_model}) is missing; the "
             "role pre-seeds it (see README, Engines) because nothing may be downloaded at start.",
-        )  # fmt: skip
+        )
     settings.export_for_library({"TIKTOKEN_CACHE_DIR": config.tiktoken_cache_dir})
     return TiktokenTokenizer(config.tiktoken_model)
 
@@ -155,8 +159,8 @@ def build_rag(
 # --- Ollama (engine lightrag) -----------------------------------------------------------------
 
 
-def _overloaded(what: str, exc: BaseException) -> LLMOverloaded:
-    return LLMOverloaded(f"{OVERLOAD_MARKER} {what}: {type(exc).__name__}: {exc}")
+def _overloaded(what: str, exc: BaseException) -> LLMOverloadedError:
+    return LLMOverloadedError(f"{OVERLOAD_MARKER} {what}: {type(exc).__name__}: {exc}")
 
 
 async def ollama_llm(
@@ -165,7 +169,7 @@ async def ollama_llm(
     history_messages: list[dict[str, Any]] | None = None,
     **kwargs: Any,
 ) -> str:
-    """LightRAG's Ollama binding, with 429/503 and timeouts raised as LLMOverloaded."""
+    """LightRAG's Ollama binding, with 429/503 and timeouts raised as LLMOverloadedError."""
     try:
         result = await ollama_model_complete(
             prompt, system_prompt=system_prompt, history_messages=history_messages or [], **kwargs
@@ -239,6 +243,8 @@ def offline_embedding(config: EngineConfig) -> EmbeddingFunc:
         return offline_extract.hashed_embedding(texts, dim)
 
     return EmbeddingFunc(
-        embedding_dim=dim, max_token_size=config.chunk_token_size, func=embed,
+        embedding_dim=dim,
+        max_token_size=config.chunk_token_size,
+        func=embed,
         model_name=f"shield-offline-hashed-{dim}",
-    )  # fmt: skip
+    )

@@ -24,7 +24,10 @@ class OfflineEngine(LightRAGEngine):
     def build_rag(self) -> LightRAG:
         c = self.config.with_changes(tokenizer="bytes")
         return lightrag_setup.build_rag(
-            c, llm_func=lightrag_setup.offline_llm(c.offline_max_entities), llm_kwargs={},
+            c,
+            llm_func=lightrag_setup.offline_llm(c.offline_max_entities),
+            llm_kwargs={},
             embedding=lightrag_setup.offline_embedding(c),
-            tokenizer=lightrag_setup.make_tokenizer(c), llm_model_name="shield-offline-extraction",
-        )  # fmt: skip
+            tokenizer=lightrag_setup.make_tokenizer(c),
+            llm_model_name="shield-offline-extraction",
+        )

@@ -18,6 +18,7 @@ in the sandbox and CI, not a substitute for one.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -36,15 +37,159 @@ _MAX_DESCRIPTION_CHARS = 240
 _MAX_PHRASE_WORDS = 3
 
 STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each either else
-    few for from further had has have having he her here hers herself him himself his how i if
-    in into is it its itself just may me might more most must my myself no nor not now of off on
-    once only or other ought our ours ourselves out over own same shall she should so some such
-    than that the their theirs them themselves then there these they this those through to too
-    under until up upon very was we were what when where which while who whom why will with
-    within without would yet you your yours yourself yourselves one two three many much every
-    via per using used use uses new""".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "either",
+        "else",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "may",
+        "me",
+        "might",
+        "more",
+        "most",
+        "must",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "ought",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "shall",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "upon",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "within",
+        "without",
+        "would",
+        "yet",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "one",
+        "two",
+        "three",
+        "many",
+        "much",
+        "every",
+        "via",
+        "per",
+        "using",
+        "used",
+        "use",
+        "uses",
+        "new",
+    ]
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_\-']*[A-Za-z0-9]|[A-Za-z]")
 _SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
@@ -87,7 +232,9 @@ def _phrases(sentence: str) -> list[list[str]]:
 
 def _clean(text: str) -> str:
     """One line, no LightRAG delimiter, bounded length."""
-    flat = " ".join(text.replace(TUPLE_DELIMITER, " ").replace("<|", "(").replace("|>", ")").split())
+    flat = " ".join(
+        text.replace(TUPLE_DELIMITER, " ").replace("<|", "(").replace("|>", ")").split()
+    )
     return flat[:_MAX_DESCRIPTION_CHARS]
 
 
@@ -153,7 +300,7 @@ def answer(prompt: str, system_prompt: str | None, max_entities: int) -> str:
     whole = f"{system_prompt or ''}\n{prompt}"
     if "Description List:" in whole:
         listed = whole.split("Description List:", 1)[1].split("---Output---", 1)[0]
-        return _clean(" ".join(line.strip("`{}\" ") for line in listed.splitlines()))
+        return _clean(" ".join(line.strip('`{}" ') for line in listed.splitlines()))
     if "User Query:" in whole:
         query = whole.split("User Query:", 1)[1].split("---Output---", 1)[0].strip()
         names = list(extract(query, max_entities).entities)
@@ -166,7 +313,7 @@ def hashed_embedding(texts: Sequence[str], dim: int) -> npt.NDArray[np.float32]:
     out = np.zeros((len(texts), dim), dtype=np.float32)
     for row, text in enumerate(texts):
         words = [w.lower() for w in _WORD.findall(text)]
-        features = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+        features = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
         for feature in features:
             digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
             value = int.from_bytes(digest, "little")

@@ -44,7 +44,7 @@ return 0
 """
 
 
-class WorkspaceBusy(EngineError):
+class WorkspaceBusyError(EngineError):
     """Another process owns the workspace; this one must not start its engine."""
 
 
@@ -73,17 +73,20 @@ class WorkspaceLock:
         self._renewer: asyncio.Task[None] | None = None
 
     async def acquire(self) -> None:
-        """Take the lease or raise WorkspaceBusy naming the current owner."""
+        """Take the lease or raise WorkspaceBusyError naming the current owner."""
         if await self.client.set(self.key, self.token, nx=True, px=self.ttl_ms):
             self.lost.clear()
             self._renewer = asyncio.create_task(self._renew_loop(), name="workspace-lease-renew")
-            log.info("workspace %r: lease taken", self.workspace,
-                     extra={"action": "engine.workspace_lock.acquired"})  # fmt: skip
+            log.info(
+                "workspace %r: lease taken",
+                self.workspace,
+                extra={"action": "engine.workspace_lock.acquired"},
+            )
             return
         holder = await self.client.get(self.key)
         ttl = await self.client.pttl(self.key)
         holder_text = holder.decode() if isinstance(holder, bytes) else str(holder)
-        raise WorkspaceBusy(
+        raise WorkspaceBusyError(
             f"LightRAG workspace {self.workspace!r} is owned by another process ({holder_text}, "
             f"lease expires in {max(ttl, 0) / 1000:.1f}s unless renewed). LightRAG allows one "
             "owner process per workspace: run one worker process for this engine, or give this "
@@ -91,7 +94,7 @@ class WorkspaceLock:
         )
 
     async def renew(self) -> bool:
-        ok = await self.client.eval(_RENEW, 1, self.key, self.token, self.ttl_ms)  # type: ignore[misc]
+        ok = await self.client.eval(_RENEW, 1, self.key, self.token, self.ttl_ms)
         return bool(ok)
 
     async def _renew_loop(self) -> None:
@@ -101,12 +104,19 @@ class WorkspaceLock:
             try:
                 ok = await self.renew()
             except Exception:  # a Redis blip: try again; the lease outlives two misses
-                log.warning("workspace %r: lease renewal failed", self.workspace,
-                            exc_info=True, extra={"action": "engine.workspace_lock.renew_failed"})  # fmt: skip
+                log.warning(
+                    "workspace %r: lease renewal failed",
+                    self.workspace,
+                    exc_info=True,
+                    extra={"action": "engine.workspace_lock.renew_failed"},
+                )
                 continue
             if not ok:
-                log.error("workspace %r: lease lost to another owner", self.workspace,
-                          extra={"action": "engine.workspace_lock.lost"})  # fmt: skip
+                log.error(
+                    "workspace %r: lease lost to another owner",
+                    self.workspace,
+                    extra={"action": "engine.workspace_lock.lost"},
+                )
                 self.lost.set()
                 return
 
@@ -117,6 +127,9 @@ class WorkspaceLock:
                 await self._renewer
             self._renewer = None
         with contextlib.suppress(Exception):
-            await self.client.eval(_RELEASE, 1, self.key, self.token)  # type: ignore[misc]
-        log.info("workspace %r: lease released", self.workspace,
-                 extra={"action": "engine.workspace_lock.released"})  # fmt: skip
+            await self.client.eval(_RELEASE, 1, self.key, self.token)
+        log.info(
+            "workspace %r: lease released",
+            self.workspace,
+            extra={"action": "engine.workspace_lock.released"},
+        )
