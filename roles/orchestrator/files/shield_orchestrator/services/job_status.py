@@ -19,6 +19,7 @@ flusher uses it to know whether the hash changed while it was writing PostgreSQL
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -190,7 +191,8 @@ async def fetch_job(redis: Redis, db: Any, job_id: str) -> JobView | None:
     if h:
         return job_view_from_hash(h)
     try:
-        row = await db.fetchrow(query("select_job"), job_id)
-    except ValueError:  # not a UUID: asyncpg refuses it before sending
+        uuid.UUID(job_id)
+    except ValueError:  # not a UUID: no such job (and PostgreSQL would refuse the cast)
         return None
+    row = await db.fetchrow(query("select_job"), job_id)
     return None if row is None else job_view_from_row(row)

@@ -70,15 +70,19 @@ async def ensure_group(redis: Redis) -> bool:
 
 
 async def read_group(
-    redis: Redis, consumer: str, count: int, block_ms: int | None, *, own_pending: bool = False
+    redis: Redis, consumer: str, count: int, block_ms: int | None, start: str = ">"
 ) -> list[Entry]:
-    """XREADGROUP: new entries (``>``), or this consumer's own pending ones from the start."""
+    """XREADGROUP: new entries (``start=">"``, may BLOCK), or this consumer's own pending
+    entries after ``start`` (``"0"``: from the oldest; page with the last id returned).
+
+    Reading pending entries again counts a delivery (XPENDING's times_delivered grows).
+    """
     reply: Any = await redis.xreadgroup(
         keys.CONSUMER_GROUP,
         consumer,
-        {keys.INGESTION_STREAM: "0" if own_pending else ">"},
+        {keys.INGESTION_STREAM: start},
         count=count,
-        block=None if own_pending else block_ms,
+        block=block_ms if start == ">" else None,
     )
     out: list[Entry] = []
     for _stream, entries in reply or []:

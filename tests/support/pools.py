@@ -1,0 +1,83 @@
+"""Run real WorkerPools in the test's event loop (integration tests of the worker runtime).
+
+``running_pool`` starts ``pool.run()`` as a task with short test timings and, on exit, stops
+it the way a signal does and waits for its shutdown sequence; the Redis client it made is
+closed. ``wait_for`` polls a condition (tests assert behaviour, not wall-clock time: the
+timeout only bounds a broken run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from tests.support.servers import RedisServer
+
+FAST = {
+    "block_ms": 100,
+    "reclaim_idle_ms": 600,
+    "flush_interval_s": 0.2,
+    "retry_base_delay_s": 0.01,
+    "retry_max_delay_s": 0.05,
+    "health_check_interval_s": 0.3,
+    "graceful_shutdown_timeout_s": 5.0,
+    "timeout_s": 5.0,
+    "max_tasks_per_child": 0,
+    "metrics_port": 0,
+}
+
+
+def redis_for(server: RedisServer) -> Any:
+    from redis.asyncio import Redis
+
+    return Redis(host="127.0.0.1", port=server.port, password=server.password,
+                 decode_responses=True)  # fmt: skip
+
+
+def pool_config(**overrides: Any) -> Any:
+    from shield_orchestrator.workers.worker_pool import PoolConfig
+
+    return dataclasses.replace(PoolConfig(), **{**FAST, **overrides})
+
+
+@contextlib.asynccontextmanager
+async def running_pool(
+    server: RedisServer,
+    engine: Any = None,
+    consumer: str = "test:1",
+    db: Any = None,
+    **overrides: Any,
+) -> AsyncIterator[Any]:
+    """A started WorkerPool (NoopEngine by default); stopped and awaited on exit."""
+    from shield_orchestrator.engines.noop import NoopEngine
+    from shield_orchestrator.workers.worker_pool import WorkerPool
+
+    redis = redis_for(server)
+
+    async def db_factory() -> Any:
+        return db
+
+    pool = WorkerPool(redis, engine or NoopEngine(), pool_config(**overrides), consumer,
+                      db_factory if db is not None else None, close_db=False)  # fmt: skip
+    task = asyncio.create_task(pool.run(), name=f"pool-{consumer}")
+    try:
+        yield pool
+    finally:
+        pool.request_stop("test")
+        await asyncio.wait_for(task, 30)
+        await redis.aclose()
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], timeout_s: float = 20.0, every_s: float = 0.02
+) -> None:
+    """Poll ``condition`` until it holds; AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        await asyncio.sleep(every_s)
