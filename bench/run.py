@@ -1,0 +1,119 @@
+"""`make bench`: run every benchmark module in its own process, then write bench/REPORT.md.
+
+Each module is run as ``python -m bench.<module>`` with the environment
+
+    BENCH_JSON       where to write its results (bench/result.py format; a list of Benchmark)
+    BENCH_N          the task count of the overhead benchmark (default 20000)
+    SHIELD_RENDERED  the rendered package (build/rendered/default), also put on PYTHONPATH
+
+A module that writes no JSON still appears in the report, with its printed output and the
+verdict "not measured". ``--only overhead,pool`` runs some of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import report, result
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+
+# (key, module, owner): the order of the report.
+MODULES = [
+    ("overhead", "bench_overhead", "benchmarks"),
+    ("pool", "bench_pool", "worker runtime"),
+    ("flow", "bench_flow", "benchmarks"),
+    ("engines", "bench_engines", "engines"),
+    ("api", "bench_api", "API"),
+]
+TIMEOUT_S = 3600
+
+
+def _env(rendered: Path, json_path: Path) -> dict[str, str]:
+    path = [str(REPO), str(rendered), os.environ.get("PYTHONPATH", "")]
+    return {
+        **os.environ,
+        "BENCH_JSON": str(json_path),
+        "SHIELD_RENDERED": str(rendered),
+        "PYTHONPATH": os.pathsep.join(p for p in path if p),
+    }
+
+
+def run_module(key: str, module: str, rendered: Path) -> tuple[list[result.Benchmark], str]:
+    """The module's benchmarks, and a problem line ('' when none)."""
+    if not (BENCH / f"{module}.py").is_file():
+        return [], f"{key}: bench/{module}.py is not in this checkout"
+    json_path = RESULTS / f"{key}.json"
+    json_path.unlink(missing_ok=True)
+    log = RESULTS / "logs" / f"{key}.out"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    print(f"bench: running bench/{module}.py (log {log.relative_to(REPO)})", flush=True)
+    with log.open("w") as out:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", f"bench.{module}"],
+                cwd=REPO, env=_env(rendered, json_path), stdout=out, stderr=subprocess.STDOUT,
+                timeout=TIMEOUT_S, check=False,
+            )  # fmt: skip
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            code = -1
+    seconds = time.perf_counter() - started
+    if json_path.is_file():
+        benches = result.read(json_path)
+        for b in benches:
+            b.seconds = b.seconds or round(seconds, 1)
+        problem = "" if code == 0 else f"{key}: bench/{module}.py exited {code} (see its log)"
+        return benches, problem
+    tail = log.read_text(errors="replace").strip().splitlines()[-15:]
+    placeholder = result.Benchmark(
+        key=key,
+        title=f"bench/{module}.py (no results in the report format)",
+        goal="see the module",
+        columns=["printed output (last lines)"],
+        rows=[[line] for line in tail],
+        notes=[f"exit status {code}; it wrote no BENCH_JSON file (bench/result.py format)."],
+        seconds=round(seconds, 1),
+    )
+    return [placeholder], f"{key}: bench/{module}.py wrote no results (exit {code})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.run")
+    ap.add_argument("--only", default="", help="comma-separated keys: " + ",".join(
+        k for k, _, _ in MODULES))  # fmt: skip
+    ap.add_argument("--report", type=Path, default=BENCH / "REPORT.md")
+    args = ap.parse_args(argv)
+    rendered = Path(os.environ.get("SHIELD_RENDERED", REPO / "build" / "rendered" / "default"))
+    if not (rendered / "shield_orchestrator" / "__init__.py").is_file():
+        print(f"bench: no rendered package under {rendered}: run `make render`", file=sys.stderr)
+        return 2
+    only = {k.strip() for k in args.only.split(",") if k.strip()}
+    load_start = os.getloadavg()
+    benchmarks: list[result.Benchmark] = []
+    problems: list[str] = []
+    for key, module, _owner in MODULES:
+        if only and key not in only:
+            continue
+        benches, problem = run_module(key, module, rendered)
+        benchmarks += benches
+        if problem:
+            problems.append(problem)
+    path = report.write_report(benchmarks, args.report, load_start, problems)
+    print(report.summary_table(benchmarks))
+    print(f"\nbench: wrote {path}")
+    for p in problems:
+        print(f"bench: problem: {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
