@@ -98,23 +98,47 @@ customize() { # $1 = rootfs
   rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/locale/* "$root"/var/log/*.log
 }
 
+# EXIT trap of a build: stop debootstrap (its own process group) if it still runs, then drop
+# the temp dir with whatever it mounted. Best effort by design, hence no `set -e` in here.
+cleanup_build() {
+  set +e
+  if [ -n "${child:-}" ] && kill -0 "$child" 2>/dev/null; then
+    kill -TERM -- "-$child"
+    wait "$child"
+  fi
+  remove_tree "$tmp"
+  remove_tree "${work:-}"
+}
+
 build() {
-  local tmp started
+  local started
   started=$(date +%s)
   mkdir -p "$SHIELD_CACHE/images"
   tmp=$(mktemp -d "$SHIELD_CACHE/images/.build-$CODENAME-XXXXXX")
-  trap 'remove_tree "$tmp"' EXIT
+  # The rootfs itself is built in memory when there is room: dpkg's fsyncs on a busy disk
+  # are most of debootstrap's time. Only the finished tar lands in the cache.
+  work=$tmp
+  if [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')" -gt 2000000 ] 2>/dev/null; then
+    work=$(mktemp -d /dev/shm/shield-build-XXXXXX)
+  fi
+  child=
+  trap cleanup_build EXIT
   trap 'exit 130' INT TERM
   MIRROR=$(host_mirror) || harness_die "no Debian mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list: configure apt first"
   echo "harness: building $IMAGE (debootstrap $CODENAME, ~1 min)"
-  debootstrap --variant=minbase --include="$INCLUDE" "$CODENAME" "$tmp/rootfs" "$MIRROR" \
-    >"$tmp/debootstrap.log" 2>&1 || {
+  # in the background and in its own process group, so Ctrl-C / TERM reach our trap at once
+  setsid debootstrap --variant=minbase --include="$INCLUDE" "$CODENAME" "$work/rootfs" "$MIRROR" \
+    >"$tmp/debootstrap.log" 2>&1 </dev/null &
+  child=$!
+  wait "$child" || {
+    child=
     tail -n 15 "$tmp/debootstrap.log" >&2
     harness_die "debootstrap $CODENAME from $MIRROR failed (log above): is the Debian mirror reachable?"
   }
-  customize "$tmp/rootfs"
-  tar --numeric-owner --xattrs -C "$tmp/rootfs" -cf "$tmp/rootfs.tar" .
-  remove_tree "$tmp/rootfs"
+  child=
+  customize "$work/rootfs"
+  tar --numeric-owner --xattrs -C "$work/rootfs" -cf "$tmp/rootfs.tar" .
+  remove_tree "$work/rootfs"
   rm -f "$tmp/debootstrap.log"
   printf 'release=%s\nhash=%s\nimage=%s\nbuilt=%s\n' "$CODENAME" "$HASH" "$IMAGE" "$(date -u +%FT%TZ)" >"$tmp/.done"
   chmod 0755 "$tmp"
@@ -123,9 +147,13 @@ build() {
   mv -T "$tmp" "$ENTRY" 2>/dev/null || [ -f "$ENTRY/.done" ] || harness_die "cannot move the built image into $ENTRY"
   trap - EXIT INT TERM
   remove_tree "$tmp"
-  # Entries of an older recipe for this release are dead weight (each ~200 MB).
+  remove_tree "$work"
+  # Entries of other recipes (older commits, other clones sharing the cache) are kept while
+  # in use; one not used for 7 days is dead weight (~200 MB each).
   for f in "$SHIELD_CACHE/images/$CODENAME"-*; do
-    [ "$f" = "$ENTRY" ] || remove_tree "$f"
+    if [ "$f" != "$ENTRY" ] && [ -z "$(find "$f" -maxdepth 1 -name .done -mtime -7)" ]; then
+      remove_tree "$f"
+    fi
   done
   echo "harness: built $ENTRY in $(($(date +%s) - started)) s"
 }
@@ -135,8 +163,7 @@ if [ -e "$ENTRY" ]; then
   problem=$(entry_problem)
   if [ -n "$problem" ]; then
     echo "harness: cache entry $ENTRY is broken ($problem): removing it and rebuilding"
-    remove_tree "$ENTRY"
-    podman image exists "$IMAGE" && podman rmi -f "$IMAGE" >/dev/null
+    remove_tree "$ENTRY" # an image already imported from it stays: same recipe, same content
   fi
 fi
 if [ ! -e "$ENTRY" ]; then
@@ -144,6 +171,7 @@ if [ ! -e "$ENTRY" ]; then
   command -v debootstrap >/dev/null || harness_die "debootstrap is not installed: run harness/setup.sh"
   build
 fi
+touch "$ENTRY/.done" # last used: entries unused for 7 days are pruned by the next build
 if ! podman image exists "$IMAGE"; then
   podman import --quiet \
     --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' \

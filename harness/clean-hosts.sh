@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # harness/clean-hosts.sh: remove what this project's harness left on the machine, and only that:
 #   containers labelled io.shield-orchestrator.harness (molecule, sandbox, selftest),
-#   podman networks named shield-*, half-built image trees (and any mount left inside them).
+#   podman networks named shield-*, half-built image trees (and any mount left inside them)
+#   in the cache and in /dev/shm.
 # Cached images and the image cache itself stay (make hosts-image reuses them).
 set -euo pipefail
 # shellcheck source=harness/env.sh
@@ -18,7 +19,7 @@ for n in "${nets[@]}"; do
   podman network rm "$n" >/dev/null
   echo "clean-hosts: removed network $n"
 done
-for d in "$SHIELD_CACHE"/images/.build-*; do
+for d in "$SHIELD_CACHE"/images/.build-* /dev/shm/shield-build-*; do
   [ -e "$d" ] || continue
   while read -r m; do umount -l "$m"; done < <(findmnt -rn -o TARGET | grep -F "$d/" | sort -r || [ $? -eq 1 ])
   rm -rf --one-file-system "$d"

@@ -17,6 +17,7 @@ for v in $(seq 17 36); do PLATFORMS+=(--platform "manylinux_2_${v}_x86_64"); don
 
 dir=$SHIELD_WHEELHOUSE_DIR
 if [ -f "$dir/.done" ]; then
+  touch "$dir" # last used
   echo "wheelhouse: $dir"
   exit 0
 fi
@@ -37,7 +38,6 @@ rm -f "$tmp"/pip-*.log
 date -u +%FT%TZ >"$tmp/.done"
 mv -T "$tmp" "$dir"
 trap - EXIT
-for old in "$(dirname "$dir")"/*; do # wheelhouses of older pins
-  [ "$old" = "$dir" ] || rm -rf "$old"
-done
+# wheelhouses of other pins (older commits, other clones sharing the cache) unused for 7 days
+find "$(dirname "$dir")" -mindepth 1 -maxdepth 1 -type d ! -path "$dir" -mtime +7 -exec rm -rf {} +
 echo "wheelhouse: built $dir in $(($(date +%s) - started)) s ($(find "$dir" -name '*.whl' | wc -l) wheels)"
