@@ -119,7 +119,7 @@ build() {
   # are most of debootstrap's time. Only the finished tar lands in the cache.
   work=$tmp
   if [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')" -gt 2000000 ] 2>/dev/null; then
-    work=$(mktemp -d /dev/shm/shield-build-XXXXXX)
+    work=$(mktemp -d "/dev/shm/shield-build-$CODENAME-XXXXXX")
   fi
   child=
   trap cleanup_build EXIT
@@ -159,6 +159,11 @@ build() {
 }
 
 command -v podman >/dev/null || harness_die "podman is not installed: run harness/setup.sh (or make hosts-image)"
+# One build per release at a time (other clones share the cache); clean-hosts leaves a
+# locked release's temp dirs alone.
+mkdir -p "$SHIELD_CACHE/images"
+exec 9>"$SHIELD_CACHE/images/.lock-$CODENAME"
+flock 9
 if [ -e "$ENTRY" ]; then
   problem=$(entry_problem)
   if [ -n "$problem" ]; then
@@ -175,7 +180,7 @@ touch "$ENTRY/.done" # last used: entries unused for 7 days are pruned by the ne
 if ! podman image exists "$IMAGE"; then
   podman import --quiet \
     --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' \
-    --change "LABEL $HARNESS_LABEL=image" \
+    --change "LABEL io.shield-orchestrator.image=$CODENAME" \
     "$TAR" "$IMAGE" >/dev/null
   echo "harness: imported $IMAGE from the cache"
 fi

@@ -5,9 +5,11 @@
 #   cache       ${SHIELD_CACHE:-$HOME/.cache/shield-orchestrator}/images/<release>-<hash>/
 # shellcheck shell=bash
 
+# shellcheck disable=SC2034 # SHIELD_ROOT and HARNESS_LABEL are for the scripts sourcing this
 HARNESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SHIELD_ROOT=$(cd "$HARNESS_DIR/.." && pwd)
 SHIELD_CACHE=${SHIELD_CACHE:-$HOME/.cache/shield-orchestrator}
+# shellcheck disable=SC2034
 HARNESS_LABEL=io.shield-orchestrator.harness
 
 harness_die() { printf 'harness: %s\n' "$*" >&2; exit 1; }
