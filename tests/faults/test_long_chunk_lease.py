@@ -1,0 +1,65 @@
+"""Fault 2: a chunk that runs three times longer than the reclaim idle timeout, while other
+consumers poll (and would XAUTOCLAIM it if its owner stopped renewing the lease).
+
+Two worker processes; one long chunk (3 x reclaim_idle) among short ones in each round.
+The live owner renews its lease (XCLAIM JUSTID), so the engine runs the long chunk exactly
+once: the recorder counts one start and one finish, the job completes, no dead letter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.faults.support import (
+    RECORDER_FINISHED,
+    RECORDER_STARTED,
+    WORKER_ENV,
+    Fleet,
+    all_terminal,
+    chunk_ids,
+    dead_letters,
+    job_fields,
+    recorded,
+    scale,
+    stream_state,
+    submit,
+    wait_until,
+)
+
+pytestmark = pytest.mark.acceptance
+
+ROUNDS = scale(1, 4)  # jobs, each with one long chunk
+SHORT_CHUNKS = scale(40, 400)
+RECLAIM_IDLE_S = int(WORKER_ENV["SHIELD_WORKER_RECLAIM_IDLE_MS"]) / 1000
+
+
+async def test_long_chunk_is_processed_exactly_once_while_others_poll(
+    sut: Any, recorder: Any, pg_pool: Any, workers: Fleet
+) -> None:
+    n = SHORT_CHUNKS + 1
+    long_s = 3 * RECLAIM_IDLE_S
+
+    def meta(i: int) -> dict[str, Any]:
+        return {"noop_sleep_s": long_s} if i == 0 else {"noop_sleep_s": 0.01}
+
+    jobs = await submit(sut, pg_pool, ROUNDS, n, meta)
+    for instance in ("1", "2"):
+        workers.spawn(instance)
+    await wait_until(lambda: all_terminal(sut, jobs), 60 + 10 * ROUNDS * long_s, "jobs done")
+
+    started = await recorded(recorder, RECORDER_STARTED)
+    finished = await recorded(recorder, RECORDER_FINISHED)
+    long_ones = {f"{j}:c000000" for j in jobs}
+    assert {k: started[k] for k in long_ones} == dict.fromkeys(long_ones, 1)
+    assert {k: finished[k] for k in long_ones} == dict.fromkeys(long_ones, 1)
+    assert set(finished) == chunk_ids(jobs)
+    assert sum(started.values()) == len(chunk_ids(jobs))  # no chunk ran twice
+    for job_id in jobs:
+        h = await job_fields(sut, job_id)
+        assert (h["status"], h["chunks_processed"]) == ("completed", str(n))
+    assert await stream_state(sut) == (0, 0)
+    assert await dead_letters(sut) == []
+    # both consumers were alive and polling the whole time
+    assert all(w.alive() for w in workers.started)
