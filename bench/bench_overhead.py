@@ -82,9 +82,10 @@ def ours_probe(r: Redis, total: int) -> bool:
     from bench.ours import ingestion_stream_and_group
 
     stream, group = ingestion_stream_and_group()
-    if r.exists(stream) == 0:
+    try:
+        pending = r.xpending(stream, group)
+    except Exception:  # no stream or no group yet (the workers create it when they start)
         return False
-    pending = r.xpending(stream, group)
     return int(r.xlen(stream)) == 0 and int(pending["pending"]) == 0
 
 
@@ -384,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print(f"bench: our pool is not available: {exc}", file=sys.stderr)
     if only:
-        configs = [c for c in configs if c.peer.split()[0].lower() in only]
+        configs = [c for c in configs if _short(c.peer) in only]
     logdir = BENCH / "results" / "logs"
     started = time.perf_counter()
     outcomes: list[Outcome] = []
@@ -405,6 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     bench = build(outcomes, args.n, time.perf_counter() - started)
     result.write(args.json, [bench])
     return 0
+
+
+def _short(peer: str) -> str:
+    """The name --only uses: raw, taskiq, saq, arq, celery, ours."""
+    first = peer.split()[0].lower()
+    return "ours" if first == "our" else first
 
 
 def contextlib_nullcontext_pg(needed: bool) -> Any:
