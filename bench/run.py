@@ -27,11 +27,12 @@ RESULTS = BENCH / "results"
 
 # (key, module, owner): the order of the report.
 MODULES = [
-    ("overhead", "bench_overhead", "benchmarks"),
-    ("pool", "bench_pool", "worker runtime"),
-    ("flow", "bench_flow", "benchmarks"),
-    ("engines", "bench_engines", "engines"),
-    ("api", "bench_api", "API"),
+    ("overhead", "bench_overhead", "benchmarks"),  # 1. peers
+    ("pool", "bench_pool", "worker runtime"),  # no-op vs ceiling, 3. PG transactions
+    ("flow", "bench_flow", "benchmarks"),  # 2. LLM saturation + curve, 5. offline via pool
+    ("scaling", "bench_scaling", "benchmarks"),  # 6. processes x pool sizes
+    ("engines", "bench_engines", "engines"),  # engine-level saturation and offline
+    ("api", "bench_api", "API"),  # 4. 202 latency at a fixed request rate
 ]
 TIMEOUT_S = 3600
 
