@@ -24,7 +24,19 @@ from shield_orchestrator.engines.offline import OfflineEngine
 
 from tests.doubles.ollama_double import ollama_double
 
-WORDS = ["Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta", "Theta", "Kappa", "Lambda", "Sigma", "Omega"]
+WORDS = [
+    "Alpha",
+    "Beta",
+    "Gamma",
+    "Delta",
+    "Epsilon",
+    "Zeta",
+    "Theta",
+    "Kappa",
+    "Lambda",
+    "Sigma",
+    "Omega",
+]
 
 
 def text(i: int) -> str:

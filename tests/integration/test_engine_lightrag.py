@@ -169,17 +169,11 @@ async def test_tiktoken_without_a_seeded_cache_refuses_to_start(
 
 
 async def test_postgres_storages(
-    double: OllamaDouble, postgres_srv: PostgresServer, tmp_path: Path
+    double: OllamaDouble, postgres_srv: PostgresServer, pg_database: str, tmp_path: Path
 ) -> None:
     """PGKVStorage, PGDocStatusStorage, PGTableGraphStorage on the session's PostgreSQL."""
     import asyncpg
 
-    conn = await asyncpg.connect(postgres_srv.dsn())
-    try:
-        await conn.execute("DROP DATABASE IF EXISTS engine_pg")
-        await conn.execute("CREATE DATABASE engine_pg")
-    finally:
-        await conn.close()
     config = _config(
         double,
         tmp_path / "pg",
@@ -189,7 +183,7 @@ async def test_postgres_storages(
         postgres_port=postgres_srv.port,
         postgres_user=postgres_srv.user,
         postgres_password=postgres_srv.password,
-        postgres_db="engine_pg",
+        postgres_db=pg_database,
         workspace="pgtest",
     )
     eng = LightRAGEngine(config)
@@ -205,7 +199,7 @@ async def test_postgres_storages(
         assert set(expected_entities(TEXT)) <= set(await eng.rag.get_graph_labels())
     finally:
         await eng.close()
-    conn = await asyncpg.connect(postgres_srv.dsn("engine_pg"))
+    conn = await asyncpg.connect(postgres_srv.dsn(pg_database))
     try:
         rows = await conn.fetch(
             "SELECT id, status FROM lightrag_doc_status WHERE workspace=$1", "pgtest"

@@ -1,4 +1,4 @@
-"""The offline engine (real LightRAG pipeline, no LLM), the workspace lease, no pip at import."""
+"""The offline engine (real LightRAG pipeline, no LLM); no pip at import."""
 
 from __future__ import annotations
 
@@ -8,14 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 from lightrag import QueryParam
 from shield_orchestrator.engines.base import ChunkInput, PermanentChunkError
 from shield_orchestrator.engines.config import EngineConfig
 from shield_orchestrator.engines.offline import LABEL, OfflineEngine
-from shield_orchestrator.engines.workspace_lock import WorkspaceBusyError, WorkspaceLock
-
-from tests.support.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -67,33 +63,6 @@ async def test_offline_graph_is_non_empty_and_queryable(tmp_path: Path) -> None:
             )
     finally:
         await engine.close()
-
-
-async def test_two_owners_cannot_hold_one_workspace(redis_srv: RedisServer, tmp_path: Path) -> None:
-    config = EngineConfig(
-        workspace="shared",
-        working_dir=str(tmp_path),
-        redis_url=redis_srv.url,
-        workspace_lock_ttl_s=3,
-        status_poll_s=0.02,
-    )
-    first = OfflineEngine(config)
-    await first.start()
-    try:
-        second = OfflineEngine(config)
-        with pytest.raises(WorkspaceBusyError, match="one owner process per workspace"):
-            await second.start()
-        await asyncio.sleep(1.5)  # past half the lease: still ours because it is renewed
-        third = WorkspaceLock(aioredis.Redis.from_url(redis_srv.url), "shared", 3)
-        with pytest.raises(WorkspaceBusyError):
-            await third.acquire()
-        await third.client.aclose()
-    finally:
-        await first.close()
-    fourth = WorkspaceLock(aioredis.Redis.from_url(redis_srv.url), "shared", 3)
-    await fourth.acquire()  # released on close
-    await fourth.release()
-    await fourth.client.aclose()
 
 
 def test_importing_the_engines_never_runs_pip(rendered_root: Path) -> None:

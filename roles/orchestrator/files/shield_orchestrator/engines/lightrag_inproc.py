@@ -1,8 +1,9 @@
 """The ``lightrag`` engine: lightrag-hku in this process (LLM and embeddings over Ollama).
 
-One LightRAG instance per worker process, one process per workspace (a Redis lease,
-engines/workspace_lock.py). The pool calls ``process`` concurrently, up to ``max_concurrency``
-(= max_parallel_insert) chunks at once; LightRAG bounds LLM calls to llm_model_max_async.
+One LightRAG instance per worker process, one process per workspace storage (a Redis lease,
+engines/workspace_lock.py: per host for file storages, fleet-wide for PostgreSQL ones). The
+pool calls ``process`` concurrently, up to ``max_concurrency`` (= max_parallel_insert) chunks
+at once; LightRAG bounds LLM calls to llm_model_max_async.
 
 How a chunk goes through LightRAG (1.5.7 semantics):
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import uuid
 from typing import Any
 
@@ -52,7 +54,7 @@ from shield_orchestrator.engines.base import (
     PermanentChunkError,
 )
 from shield_orchestrator.engines.config import EngineConfig
-from shield_orchestrator.engines.workspace_lock import WorkspaceLock
+from shield_orchestrator.engines.workspace_lock import WorkspaceLock, lease_host
 
 log = logging.getLogger(__name__)
 TERMINAL = frozenset({DocStatus.PROCESSED.value, DocStatus.FAILED.value})
@@ -84,6 +86,7 @@ class LightRAGEngine:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: BaseException | None = None
+        self._started = False
 
     # --- construction (overridden by the offline engine) ---------------------------------------
     def build_rag(self) -> LightRAG:
@@ -112,21 +115,23 @@ class LightRAGEngine:
                 self._redis,
                 self.config.workspace,
                 self.config.workspace_lock_ttl_s,
-                owner=self.config.lock_owner,
+                host=lease_host(lightrag_setup.uses_postgres(self.config), self.config.host),
+                owner=f"{self.config.host or socket.gethostname()}:{self.config.lock_owner}",
             )
-            try:
+        try:
+            if self._lock is not None:
                 await self._lock.acquire()
-            except BaseException:
-                await self._redis.aclose()
-                self._redis = self._lock = None
-                raise
-        if self._rag is None:
-            self._rag = self.build_rag()
-        await self._rag.initialize_storages()
+            if self._rag is None:
+                self._rag = self.build_rag()
+            await self._rag.initialize_storages()
+        except BaseException:
+            await self._release_lock()
+            raise
         self._tasks = [
             asyncio.create_task(self._supervise(self._drive, "driver"), name="lightrag-driver"),
             asyncio.create_task(self._supervise(self._poll, "poller"), name="lightrag-poller"),
         ]
+        self._started = True
         self._wake.set()  # resume documents a previous owner left pending
         log.info(
             "engine %s started: workspace %r, %d chunks in flight",
@@ -137,6 +142,10 @@ class LightRAGEngine:
         )
 
     async def close(self) -> None:
+        """Stop the background tasks, finalise the storages, release the lease (idempotent)."""
+        if not self._started:
+            return
+        self._started = False
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -149,13 +158,16 @@ class LightRAGEngine:
         self._waiters.clear()
         if self._rag is not None:
             await self._rag.finalize_storages()
+        await self._release_lock()
+        log.info("engine %s closed", self.name, extra={"action": "engine.closed"})
+
+    async def _release_lock(self) -> None:
         if self._lock is not None:
             await self._lock.release()
             self._lock = None
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
-        log.info("engine %s closed", self.name, extra={"action": "engine.closed"})
 
     # --- the Engine protocol ------------------------------------------------------------------
     async def process(self, chunk: ChunkInput) -> ChunkResult:

@@ -1,11 +1,17 @@
 """One owner process per LightRAG workspace: a Redis lease, renewed while the owner lives.
 
 LightRAG keeps per-workspace pipeline state in process memory (``shared_storage``), so two
-processes writing one workspace corrupt each other's pipeline bookkeeping. The engine takes
-this lease at start and refuses to start when another process holds it.
+processes writing one workspace's storage corrupt each other's pipeline bookkeeping. The
+engine takes this lease at start and refuses to start when another process holds it.
 
-Key (documented here, where it is built): ``{KEY_PREFIX}lightrag:workspace:{workspace}`` — a string
-whose value is the owner's token (``host:pid:instance:random``). Written with ``SET NX PX``;
+Scope: the lease guards one *storage*. File storages live on one host's disk, so two hosts
+with the same workspace name hold two storages: the lease is per host
+(``keys.lightrag_workspace(ws, host)`` = ``{KEY_PREFIX}lightrag:workspace:{ws}@{host}``).
+PostgreSQL storages are one storage for the whole fleet: the lease is global
+(``{KEY_PREFIX}lightrag:workspace:{ws}``). :func:`lease_host` picks the scope.
+
+The key is a string whose value is the owner's token (``host:instance:pid:random``). Written
+with ``SET NX PX``;
 renewed and released only by the holder (compare-and-renew / compare-and-delete Lua), so a
 process that lost its lease (paused longer than the TTL) can never extend or free someone
 else's. The renew loop runs every TTL/3; if a renewal finds the lease gone, ``lost`` is set
@@ -48,8 +54,11 @@ class WorkspaceBusyError(EngineError):
     """Another process owns the workspace; this one must not start its engine."""
 
 
-def lease_key(prefix: str, workspace: str) -> str:
-    return f"{prefix}lightrag:workspace:{workspace}"
+def lease_host(shared_storage: bool, host: str) -> str:
+    """The lease scope: "" (fleet-wide) for a storage every host shares, else this host."""
+    if shared_storage:
+        return ""
+    return host or socket.gethostname()
 
 
 class WorkspaceLock:
@@ -61,14 +70,17 @@ class WorkspaceLock:
         workspace: str,
         ttl_s: float,
         *,
-        prefix: str = keys.KEY_PREFIX,
+        host: str = "",
         owner: str = "",
     ) -> None:
+        """``host`` = the lease scope from :func:`lease_host` ("" = fleet-wide); ``owner`` =
+        who we are (``host:instance``, default this hostname), shown to a process refused."""
         self.client = client
         self.workspace = workspace
-        self.key = lease_key(prefix, workspace)
+        self.key = keys.lightrag_workspace(workspace, host)
         self.ttl_ms = int(ttl_s * 1000)
-        self.token = f"{socket.gethostname()}:{os.getpid()}:{owner}:{secrets.token_hex(4)}"
+        me = owner or socket.gethostname()
+        self.token = f"{me}:{os.getpid()}:{secrets.token_hex(4)}"
         self.lost = asyncio.Event()
         self._renewer: asyncio.Task[None] | None = None
 
@@ -78,8 +90,9 @@ class WorkspaceLock:
             self.lost.clear()
             self._renewer = asyncio.create_task(self._renew_loop(), name="workspace-lease-renew")
             log.info(
-                "workspace %r: lease taken",
+                "workspace %r: lease %s taken",
                 self.workspace,
+                self.key,
                 extra={"action": "engine.workspace_lock.acquired"},
             )
             return
@@ -88,8 +101,9 @@ class WorkspaceLock:
         holder_text = holder.decode() if isinstance(holder, bytes) else str(holder)
         raise WorkspaceBusyError(
             f"LightRAG workspace {self.workspace!r} is owned by another process ({holder_text}, "
-            f"lease expires in {max(ttl, 0) / 1000:.1f}s unless renewed). LightRAG allows one "
-            "owner process per workspace: run one worker process for this engine, or give this "
+            f"lease {self.key} expires in {max(ttl, 0) / 1000:.1f}s unless renewed). LightRAG "
+            "allows one owner process per workspace storage: run one worker process for this "
+            "engine per host (file storages) or per fleet (PostgreSQL storages), or give this "
             "one another workspace."
         )
 
@@ -126,10 +140,13 @@ class WorkspaceLock:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
             self._renewer = None
-        with contextlib.suppress(Exception):
-            await self.client.eval(_RELEASE, 1, self.key, self.token)
-        log.info(
-            "workspace %r: lease released",
-            self.workspace,
-            extra={"action": "engine.workspace_lock.released"},
-        )
+        released = 0
+        with contextlib.suppress(Exception):  # Redis down: the lease expires by itself
+            released = await self.client.eval(_RELEASE, 1, self.key, self.token)
+        if released:
+            log.info(
+                "workspace %r: lease %s released",
+                self.workspace,
+                self.key,
+                extra={"action": "engine.workspace_lock.released"},
+            )

@@ -1,0 +1,122 @@
+"""The workspace lease (engines/workspace_lock.py) on a real Redis, through real engine starts.
+
+The lease guards one LightRAG *storage*: file storages live on one host's disk (lease per
+host, so the cluster scenario's two worker hosts can both run a workspace of the same name);
+PostgreSQL storages are shared by the fleet (lease global: one owner process fleet-wide).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from shield_orchestrator import keys
+from shield_orchestrator.engines.config import EngineConfig
+from shield_orchestrator.engines.offline import OfflineEngine
+from shield_orchestrator.engines.workspace_lock import WorkspaceBusyError, WorkspaceLock
+
+from tests.support.servers import PostgresServer, RedisServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def redis(redis_srv: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_srv.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def engines() -> AsyncIterator[AsyncExitStack]:
+    """Engines started through ``start(stack, config)`` are closed at the end (LIFO)."""
+    async with AsyncExitStack() as stack:
+        yield stack
+
+
+async def start(stack: AsyncExitStack, config: EngineConfig) -> OfflineEngine:
+    engine = OfflineEngine(config)
+    await engine.start()
+    stack.push_async_callback(engine.close)
+    return engine
+
+
+def file_config(redis_srv: RedisServer, workdir: Path, host: str) -> EngineConfig:
+    return EngineConfig(
+        workspace="shared",
+        working_dir=str(workdir),
+        storage="file",
+        vector_storage="file",
+        redis_url=redis_srv.url,
+        workspace_lock_ttl_s=3,
+        status_poll_s=0.02,
+        host=host,
+        lock_owner="1",
+    )
+
+
+async def test_two_owners_cannot_hold_one_workspace_on_one_host(
+    redis_srv: RedisServer, redis: aioredis.Redis, engines: AsyncExitStack, tmp_path: Path
+) -> None:
+    config = file_config(redis_srv, tmp_path, host="worker-a")
+    first = await start(engines, config)
+    key = keys.lightrag_workspace("shared", "worker-a")
+    assert (await redis.get(key) or b"").startswith(b"worker-a:1:")
+    with pytest.raises(WorkspaceBusyError, match="one owner process per workspace") as info:
+        await start(engines, config)
+    assert key in str(info.value)  # the operator sees which lease is in the way
+    await asyncio.sleep(1.5)  # past half the 3 s lease: still held because it is renewed
+    third = WorkspaceLock(redis, "shared", 3, host="worker-a")
+    with pytest.raises(WorkspaceBusyError):
+        await third.acquire()
+    await first.close()
+    assert await redis.exists(key) == 0  # released on close
+    fourth = WorkspaceLock(redis, "shared", 3, host="worker-a")
+    await fourth.acquire()
+    await fourth.release()
+
+
+async def test_file_storages_are_leased_per_host(
+    redis_srv: RedisServer, redis: aioredis.Redis, engines: AsyncExitStack, tmp_path: Path
+) -> None:
+    """Two hosts, same workspace name, file storages: two storages, two owners (cluster)."""
+    await start(engines, file_config(redis_srv, tmp_path / "a", host="worker-a"))
+    await start(engines, file_config(redis_srv, tmp_path / "b", host="worker-b"))
+    held = sorted(k.decode() for k in await redis.keys(keys.lightrag_workspace("shared") + "*"))
+    assert held == sorted(
+        [
+            keys.lightrag_workspace("shared", "worker-a"),
+            keys.lightrag_workspace("shared", "worker-b"),
+        ]
+    )
+
+
+async def test_postgres_storages_are_leased_fleet_wide(
+    redis_srv: RedisServer,
+    redis: aioredis.Redis,
+    postgres_srv: PostgresServer,
+    pg_database: str,
+    engines: AsyncExitStack,
+    tmp_path: Path,
+) -> None:
+    """Two hosts, same workspace, PostgreSQL storages: one storage, so only one owner."""
+    pg = dataclasses.replace(
+        file_config(redis_srv, tmp_path / "a", host="worker-a"),
+        storage="postgres",
+        postgres_host="127.0.0.1",
+        postgres_port=postgres_srv.port,
+        postgres_user=postgres_srv.user,
+        postgres_password=postgres_srv.password,
+        postgres_db=pg_database,
+    )
+    await start(engines, pg)
+    assert await redis.exists(keys.lightrag_workspace("shared")) == 1
+    other_host = dataclasses.replace(pg, host="worker-b", working_dir=str(tmp_path / "b"))
+    with pytest.raises(WorkspaceBusyError, match="worker-a:1:"):
+        await start(engines, other_host)
