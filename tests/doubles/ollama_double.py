@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -247,9 +247,22 @@ def serve_http(app: Any) -> Iterator[int]:
         thread.join(10)
 
 
+class HttpDouble(Protocol):
+    port: int
+
+    def app(self) -> Starlette: ...
+
+
+Double = TypeVar("Double", bound=HttpDouble)
+
+
 @contextlib.contextmanager
-def ollama_double(**knobs: Any) -> Iterator[OllamaDouble]:
-    double = OllamaDouble(**knobs)
+def serving(double: Double) -> Iterator[Double]:
+    """Serve ``double.app()`` on a free loopback port (set as ``double.port``) while inside."""
     with serve_http(double.app()) as port:
         double.port = port
         yield double
+
+
+def ollama_double(**knobs: Any) -> contextlib.AbstractContextManager[OllamaDouble]:
+    return serving(OllamaDouble(**knobs))

@@ -12,20 +12,27 @@ a moment; we poll until every listed document is ``processed`` or ``failed``.
 
 ``file_source`` is unique per chunk *and attempt* ({source}#{job}.{chunk}.a{attempt}): the
 server refuses a second document with a known file name (409), so a retry gets a new name.
+A 409 saying our own file name is already ``processed`` means an earlier identical call
+succeeded (its answer was lost): the chunk counts as done (``detail.already_stored``).
 Identical content already stored shows up as a failed record with ``metadata.is_duplicate``:
 when the original is processed the chunk counts as done (``detail.duplicate_of``); otherwise
 it is a ChunkError. The server does not report per-document entity/relation counts (0 here,
 ``detail.counts`` = "not reported by LightRAG Server").
 
-HTTP answers map to the pool's decisions: 429/503 -> EngineOverloaded (back off, no attempt
-spent); 409 and other 5xx, timeouts, connection errors -> ChunkError (retry); other 4xx ->
-PermanentChunkError (dead letter at once).
+HTTP answers to the insert map to the pool's decisions: 429/503 -> EngineOverloaded (back off,
+no attempt spent); other 409s and 5xx, timeouts, connection errors -> ChunkError (retry); other
+4xx (400, 401/403 bad API key, 422) -> PermanentChunkError (dead letter at once). While
+polling, a transient failure (429, 5xx, timeout) is retried until the track deadline: the
+document is already in the server's pipeline, and giving up would only re-send it.
+
+The API key travels in the ``X-API-Key`` header only; it is never logged or put in a message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any
 
@@ -44,6 +51,8 @@ from shield_orchestrator.engines.config import EngineConfig
 log = logging.getLogger(__name__)
 OVERLOAD_STATUS = frozenset({429, 503})
 TERMINAL = frozenset({"processed", "failed"})
+# "... (Status: processed)" / "Status: DocStatus.PROCESSED" in LightRAG's 409 and dup messages
+_SAYS_PROCESSED = re.compile(r"Status: (?:DocStatus\.)?processed\b", re.IGNORECASE)
 
 
 def file_source(chunk: ChunkInput) -> str:
@@ -94,22 +103,34 @@ class LightRAGServerEngine:
             await self._client.aclose()
             self._client = None
 
-    async def _request(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
+    async def _send(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         if self._client is None:
             raise EngineError(f"engine {self.name} is not started")
         try:
-            response = await self._client.request(method, url, **kwargs)
+            return await self._client.request(method, url, **kwargs)
         except httpx.TimeoutException as exc:
             raise ChunkError(f"LightRAG Server {what}: timed out: {exc!r}") from exc
         except httpx.TransportError as exc:
             raise ChunkError(f"LightRAG Server {what}: {exc!r}") from exc
+
+    @staticmethod
+    def _json(response: httpx.Response, what: str) -> dict[str, Any]:
         if response.status_code >= 400:
             raise error_for_status(response, what)
-        return response.json()
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ChunkError(f"LightRAG Server {what}: not JSON: {response.text[:200]}") from exc
+        if not isinstance(body, dict):
+            raise ChunkError(f"LightRAG Server {what}: unexpected answer: {response.text[:200]}")
+        return body
 
     async def process(self, chunk: ChunkInput) -> ChunkResult:
         body = {"text": chunk.text, "file_source": file_source(chunk)}
-        inserted = await self._request("POST", "/documents/text", "insert", json=body)
+        response = await self._send("POST", "/documents/text", "insert", json=body)
+        if response.status_code == 409 and _SAYS_PROCESSED.search(response.text):
+            return ChunkResult(detail={**self._detail(), "already_stored": body["file_source"]})
+        inserted = self._json(response, "insert")
         track_id = str(inserted.get("track_id") or "")
         if not track_id:
             raise ChunkError(f"LightRAG Server insert answered without track_id: {inserted}")
@@ -118,27 +139,42 @@ class LightRAGServerEngine:
 
     async def _wait(self, track_id: str) -> list[dict[str, Any]]:
         deadline = time.monotonic() + self.config.lightrag_track_timeout_s
+        summary: object = "no answer yet"
         while True:
-            status = await self._request(
-                "GET", f"/documents/track_status/{track_id}", "track_status"
-            )
-            docs = list(status.get("documents") or [])
-            if docs and all(str(d.get("status")) in TERMINAL for d in docs):
-                return docs
+            try:
+                response = await self._send(
+                    "GET", f"/documents/track_status/{track_id}", "track_status"
+                )
+                status = self._json(response, "track_status")
+            except (EngineOverloaded, ChunkError) as exc:  # 429, 5xx, timeout: still queued there
+                log.warning(
+                    "track %s: poll failed, retrying: %s",
+                    track_id,
+                    exc,
+                    extra={"action": "engine.track_poll_failed", "engine": self.name},
+                )
+                summary = str(exc)
+            else:
+                docs = list(status.get("documents") or [])
+                if docs and all(str(d.get("status")) in TERMINAL for d in docs):
+                    return docs
+                summary = status.get("status_summary")
             if time.monotonic() >= deadline:
                 raise ChunkError(
                     f"LightRAG Server: track {track_id} not processed after "
-                    f"{self.config.lightrag_track_timeout_s:.0f}s ({status.get('status_summary')})"
+                    f"{self.config.lightrag_track_timeout_s:.0f}s ({summary})"
                 )
             await asyncio.sleep(self.config.lightrag_poll_s)
 
-    def _result(self, track_id: str, docs: list[dict[str, Any]]) -> ChunkResult:
-        detail: dict[str, Any] = {
+    def _detail(self) -> dict[str, Any]:
+        return {
             "engine": self.name,
             "label": self.label,
-            "track_id": track_id,
             "counts": "not reported by LightRAG Server",
         }
+
+    def _result(self, track_id: str, docs: list[dict[str, Any]]) -> ChunkResult:
+        detail = {**self._detail(), "track_id": track_id}
         for doc in docs:
             metadata = doc.get("metadata") or {}
             if str(doc.get("status")) == "processed":
@@ -146,7 +182,7 @@ class LightRAGServerEngine:
             if metadata.get("is_duplicate"):
                 original = str(metadata.get("original_doc_id") or "")
                 error = str(doc.get("error_msg") or "")
-                if "Status: processed" in error:
+                if _SAYS_PROCESSED.search(error):
                     detail["duplicate_of"] = original
                     return ChunkResult(document_id=original, detail=detail)
                 raise ChunkError(
