@@ -1,0 +1,100 @@
+"""Map the package's exceptions to HTTP answers with a clear ``detail`` (never a stack trace).
+
+RequestValidationError      422  one item per field: loc, msg, type (input not echoed)
+JobNotFound                 404
+QueueFull                   429  Retry-After: config.retry_after_s
+IdempotencyConflict         409
+NotRetryable                409
+RegistryError (other)       409
+Redis unreachable           503  "redis unavailable"
+PostgreSQL unreachable      503  "postgres unavailable"
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError as RedisOutOfMemoryError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shield_orchestrator.api.config import ApiConfig
+from shield_orchestrator.errors import JobNotFound
+from shield_orchestrator.services.job_registry import QueueFull, RegistryError
+
+log = logging.getLogger(__name__)
+
+_PG_DOWN: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    OSError,
+)
+
+
+def _detail(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _validation_items(exc: RequestValidationError) -> list[dict[str, Any]]:
+    items = []
+    for err in exc.errors():
+        loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
+        msg = str(err.get("msg", "invalid"))
+        if err.get("type") == "json_invalid":
+            msg = f"invalid JSON: {err.get('ctx', {}).get('error', msg)}"
+        items.append({"loc": loc, "msg": msg, "type": str(err.get("type", "value_error"))})
+    return items
+
+
+def install_error_handlers(app: FastAPI, config: ApiConfig) -> None:
+    async def validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse({"detail": _validation_items(exc)}, status_code=422)
+
+    async def not_found(_: Request, exc: Exception) -> JSONResponse:
+        return _detail(404, str(exc))
+
+    async def queue_full(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s", exc, extra={"action": "api_queue_full"})
+        return _detail(429, str(exc), {"Retry-After": str(config.retry_after_s)})
+
+    async def conflict(_: Request, exc: Exception) -> JSONResponse:
+        return _detail(409, str(exc))
+
+    async def redis_down(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "redis unavailable on %s: %s", request.url.path, type(exc).__name__,
+            extra={"action": "api_redis_down"},
+        )  # fmt: skip
+        return _detail(503, "redis unavailable; retry later", {"Retry-After": "1"})
+
+    async def redis_full(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "redis refused writes on %s: out of memory", request.url.path,
+            extra={"action": "api_redis_oom"},
+        )  # fmt: skip
+        return _detail(503, "redis is out of memory; retry later", {"Retry-After": "5"})
+
+    async def postgres_down(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "postgres unavailable on %s: %s", request.url.path, type(exc).__name__,
+            extra={"action": "api_postgres_down"},
+        )  # fmt: skip
+        return _detail(503, "postgres unavailable; retry later", {"Retry-After": "1"})
+
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(JobNotFound, not_found)
+    app.add_exception_handler(QueueFull, queue_full)
+    app.add_exception_handler(RegistryError, conflict)
+    app.add_exception_handler(RedisConnectionError, redis_down)
+    app.add_exception_handler(RedisTimeoutError, redis_down)
+    app.add_exception_handler(RedisOutOfMemoryError, redis_full)
+    for exc_type in _PG_DOWN:
+        app.add_exception_handler(exc_type, postgres_down)

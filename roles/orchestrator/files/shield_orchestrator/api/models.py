@@ -1,0 +1,202 @@
+"""Request and response models of the HTTP API (every response has one).
+
+Request-shape limits come from the rendered constants of api/config.py, so they appear in the
+OpenAPI schema (maxItems, maxLength, the workspace enum) and a client can read them there.
+Text fields are validated after ``strip()``: whitespace-only text is empty text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+
+from shield_orchestrator.api import config
+
+# Text with at least one non-whitespace character ("\S": the pattern is searched, not anchored).
+ChunkText = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=config.MAX_CHUNK_CHARS, pattern=r"\S"
+    ),
+]
+SourceUri = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=config.MAX_SOURCE_URI_CHARS, pattern=r"\S"
+    ),
+]
+SourceType = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=config.MAX_SOURCE_TYPE_CHARS, pattern=r"\S"
+    ),
+]
+WORKSPACES: tuple[str, ...] = tuple(config.WORKSPACES)
+DEFAULT_WORKSPACE = WORKSPACES[0]
+
+
+def _known_workspace(value: str) -> str:
+    if value not in WORKSPACES:
+        raise ValueError(f"unknown workspace {value!r}; known: {', '.join(WORKSPACES)}")
+    return value
+
+
+Workspace = Annotated[
+    str,
+    AfterValidator(_known_workspace),
+    WithJsonSchema({"type": "string", "enum": list(WORKSPACES)}),
+]
+
+
+class ChunkIn(BaseModel):
+    """One chunk of a document (the seed's shape)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: ChunkText = Field(description="The chunk's text; stripped, then 1..MAX_CHUNK_CHARS.")
+    source_uri: SourceUri = Field(description="Where the chunk comes from (file path, URL).")
+    metadata: dict[str, JsonValue] | None = Field(
+        default=None, description="Free-form JSON object stored with the chunk."
+    )
+
+
+class IngestRequest(BaseModel):
+    """Body of POST /lightrag/ingest-async."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunks: list[ChunkIn] = Field(min_length=1, max_length=config.MAX_CHUNKS_PER_REQUEST)
+    source_type: SourceType
+    workspace: Workspace = Field(default=DEFAULT_WORKSPACE)
+
+    @field_validator("chunks")
+    @classmethod
+    def _no_duplicate_chunk(cls, chunks: list[ChunkIn]) -> list[ChunkIn]:
+        first_seen: dict[str, int] = {}
+        for i, chunk in enumerate(chunks):
+            j = first_seen.setdefault(chunk.text, i)
+            if j != i:
+                raise ValueError(f"chunks[{i}].text duplicates chunks[{j}].text")
+        return chunks
+
+
+class JobAccepted(BaseModel):
+    """202: the job exists and its chunks are on the ingestion stream."""
+
+    job_id: str
+    status: str = Field(description="Always 'queued' for a new job.")
+    chunks_total: int
+    status_url: str
+    events_url: str
+    retry_of: str | None = Field(default=None, description="Set by retry-failed: the old job.")
+
+
+class JobOut(BaseModel):
+    """GET /jobs/{job_id}."""
+
+    job_id: str
+    status: Literal["queued", "processing", "completed", "completed_with_errors", "failed"]
+    workspace: str
+    chunks_total: int
+    chunks_processed: int
+    chunks_failed: int
+    percent_complete: float = Field(description="Chunks with an outcome (processed or failed).")
+    created_at: dt.datetime | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    updated_at: dt.datetime | None
+    error_summary: str | None = Field(description="How many chunks failed; see /failures.")
+    source: Literal["redis", "postgres"] = Field(description="Where this copy was read.")
+
+
+class FailureOut(BaseModel):
+    """One dead-lettered chunk (its text is not returned)."""
+
+    chunk_id: str
+    source_uri: str | None
+    error: str
+    attempts: int | None
+    failed_at: dt.datetime | None
+
+
+class FailuresOut(BaseModel):
+    job_id: str
+    failures: list[FailureOut]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class DependencyOut(BaseModel):
+    ok: bool
+    latency_ms: float | None
+    error: str | None
+
+
+class WorkerOut(BaseModel):
+    consumer: str
+    last_seen_age_s: float
+    processed: int | None
+    rate_per_s: float | None
+
+
+class HealthDetailedOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    redis: DependencyOut
+    postgres: DependencyOut
+    workers: list[WorkerOut]
+    queue_depth: int | None = Field(description="Entries on the ingestion stream.")
+    pending: int | None = Field(description="Entries delivered to a worker, not yet acked.")
+    dead_letter: int | None = Field(description="Entries on the dead-letter stream.")
+    processing_rate_per_s: float | None = Field(description="Sum of the workers' rates.")
+
+
+class ErrorOut(BaseModel):
+    """Every error but 422: one sentence naming what is wrong."""
+
+    detail: str
+
+
+class ValidationItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    """422: one item per invalid field; ``loc`` names it (the chunk text is never echoed)."""
+
+    detail: list[ValidationItem]
+
+
+def error_responses(
+    *codes: int, extra: dict[int | str, dict[str, Any]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: the declared error models of these codes, plus ``extra``."""
+    described = {
+        401: "No API key, or an unknown one.",
+        404: "No job with this id.",
+        409: "Conflict (see detail).",
+        413: "Request body larger than the limit.",
+        422: "Invalid input; detail names each field.",
+        429: "The ingestion queue is full; retry after Retry-After seconds.",
+        503: "A dependency is unavailable.",
+    }
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        model: type[BaseModel] = ValidationErrorOut if code == 422 else ErrorOut
+        out[code] = {"model": model, "description": described[code]}
+    out.update(extra or {})
+    return out

@@ -1,0 +1,74 @@
+"""GET /health (liveness: no dependency) and GET /health/detailed (dependencies and queues)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from shield_orchestrator.api.deps import ContextDep
+from shield_orchestrator.api.models import (
+    DependencyOut,
+    HealthDetailedOut,
+    HealthOut,
+    WorkerOut,
+    error_responses,
+)
+from shield_orchestrator.services.queue_stats import queue_stats
+
+public = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"])
+
+
+@public.get("/health", response_model=HealthOut, summary="Liveness (no dependency checked)")
+async def health() -> HealthOut:
+    return HealthOut(status="ok")
+
+
+async def _probe(check: Callable[[], Awaitable[Any]]) -> DependencyOut:
+    started = time.perf_counter()
+    try:
+        await check()
+    except Exception as exc:  # reported, not raised: this endpoint describes failures
+        return DependencyOut(ok=False, latency_ms=None, error=type(exc).__name__)
+    return DependencyOut(
+        ok=True, latency_ms=round(1000 * (time.perf_counter() - started), 3), error=None
+    )
+
+
+@router.get(
+    "/health/detailed",
+    response_model=HealthDetailedOut,
+    responses=error_responses(
+        401, extra={503: {"model": HealthDetailedOut, "description": "Redis or PostgreSQL down."}}
+    ),
+    summary="Redis, PostgreSQL, workers seen by heartbeat, queue depths, processing rate",
+)
+async def health_detailed(ctx: ContextDep) -> HealthDetailedOut | JSONResponse:
+    redis_ok = await _probe(ctx.redis.ping)
+    postgres_ok = await _probe(lambda: ctx.db.fetchval("SELECT 1"))
+    depth = pending = dead = None
+    workers: list[WorkerOut] = []
+    rate = None
+    if redis_ok.ok:
+        stats = await queue_stats(ctx.redis)
+        depth, pending, dead = stats.depth, stats.pending, stats.dead_letter
+        ctx.metrics.queue_depth.set(depth)
+        ctx.metrics.pending.set(pending)
+        ctx.metrics.dead_letter.set(dead)
+    out = HealthDetailedOut(
+        status="ok" if redis_ok.ok and postgres_ok.ok else "degraded",
+        redis=redis_ok,
+        postgres=postgres_ok,
+        workers=workers,
+        queue_depth=depth,
+        pending=pending,
+        dead_letter=dead,
+        processing_rate_per_s=rate,
+    )
+    if out.status != "ok":
+        return JSONResponse(out.model_dump(mode="json"), status_code=503)
+    return out

@@ -1,0 +1,265 @@
+"""Job creation for the API: all or nothing, idempotent, bounded.
+
+Creating a job (:meth:`JobRegistry.create`)::
+
+    XLEN ingestion stream >= max_queue_pending?            -> QueueFull (the API answers 429)
+    Idempotency-Key known (Redis, then PostgreSQL)?        -> the same job, or IdempotencyConflict
+    INSERT jobs row (PostgreSQL; idempotency_key UNIQUE)   -> a concurrent twin loses here
+    MULTI  HSET job hash, XADD every chunk, XADD ingestion.queued, SET idempotency key  EXEC
+    Redis failed?                                          -> DELETE the row, re-raise
+
+so a request that fails half-way leaves no job row, no job hash and no chunk on the stream
+(MULTI/EXEC applies all of its commands or, when one is refused at queue time, none).
+
+The idempotency key is stored namespaced (``client:<header>``, ``retry-failed:<job id>``) with
+a SHA-256 digest of the canonical request (chunks, source type, workspace), in Redis for
+``idempotency_ttl_s`` and in the job row's UNIQUE ``idempotency_key`` column for good.
+
+Errors (all :class:`~shield_orchestrator.errors.ShieldError`)::
+
+    ShieldError
+    ├── JobNotFound            (errors.py) no such job
+    └── RegistryError          this module
+        ├── QueueFull          the ingestion stream holds max_queue_pending entries or more
+        ├── IdempotencyConflict  same Idempotency-Key, different request
+        └── NotRetryable       retry-failed on an active job, or nothing to retry
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+
+from shield_orchestrator import keys
+from shield_orchestrator.database.queries import query
+from shield_orchestrator.errors import ShieldError
+from shield_orchestrator.services import event_bus
+from shield_orchestrator.services.job_status import new_job_fields
+
+MESSAGE_VERSION = "1"
+CHUNK_KIND = "ingest_chunk"
+JOB_KIND = "ingest"
+
+_SELECT_BY_IDEMPOTENCY_KEY = (
+    "SELECT job_id, chunks_total, metadata FROM jobs WHERE idempotency_key = $1"
+)
+_DELETE_JOB = "DELETE FROM jobs WHERE job_id = $1::uuid"
+
+
+class RegistryError(ShieldError):
+    """Base of the job registry's refusals."""
+
+
+class QueueFull(RegistryError):  # noqa: N818
+    def __init__(self, depth: int, limit: int) -> None:
+        super().__init__(f"ingestion queue holds {depth} chunks (limit {limit}); retry later")
+        self.depth = depth
+        self.limit = limit
+
+
+class IdempotencyConflict(RegistryError):  # noqa: N818 (named for what it is, like JobNotFound)
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"Idempotency-Key already used for job {job_id} with a different request body"
+        )
+        self.job_id = job_id
+
+
+class NotRetryable(RegistryError):  # noqa: N818
+    """retry-failed cannot run: the job is active, or has no failed chunk with a kept body."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewChunk:
+    text: str
+    source_uri: str
+    metadata: Mapping[str, Any] | None = None
+    chunk_id: str | None = None  # None: numbered c000001, c000002, ... in request order
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    chunks: Sequence[NewChunk]
+    source_type: str
+    workspace: str
+    idempotency_key: str | None = None  # namespaced, e.g. "client:<header value>"
+    retry_of: str | None = None
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical request: equal requests, equal digests."""
+        canonical = {
+            "chunks": [
+                {
+                    "text": c.text,
+                    "source_uri": c.source_uri,
+                    "metadata": c.metadata,
+                    "id": c.chunk_id,
+                }
+                for c in self.chunks
+            ],
+            "source_type": self.source_type,
+            "workspace": self.workspace,
+            "retry_of": self.retry_of,
+        }
+        raw = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    job_id: str
+    chunks_total: int
+    replayed: bool = False  # True: an earlier request with this Idempotency-Key made the job
+    queued_event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    chunk_id: str
+    error: str
+    attempts: int | None
+    failed_at: dt.datetime | None
+    source_uri: str | None = None
+    body: Mapping[str, Any] | None = field(default=None, repr=False)  # kept by the DL stream
+
+
+def chunk_id(n: int) -> str:
+    """The id of the n-th chunk of a job (1-based): c000001."""
+    return f"c{n:06d}"
+
+
+def chunk_message(
+    job_id: str, cid: str, chunk: NewChunk, source_type: str, workspace: str
+) -> dict[str, str]:
+    """Fields of one ingestion-stream entry (ARCHITECTURE.md, "A chunk message")."""
+    body = {
+        "text": chunk.text,
+        "source_uri": chunk.source_uri,
+        "source_type": source_type,
+        "workspace": workspace,
+        "metadata": dict(chunk.metadata or {}),
+    }
+    return {
+        "v": MESSAGE_VERSION,
+        "kind": CHUNK_KIND,
+        "job_id": job_id,
+        "chunk_id": cid,
+        "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+    }
+
+
+class JobRegistry:
+    """Creates jobs (Redis + PostgreSQL) and reads their failures; one per API process."""
+
+    def __init__(
+        self, redis: Redis, db: Any, *, max_queue_pending: int, idempotency_ttl_s: int
+    ) -> None:
+        self.redis = redis
+        self.db = db  # asyncpg pool
+        self.max_queue_pending = max_queue_pending
+        self.idempotency_ttl_s = idempotency_ttl_s
+
+    async def create(self, new: NewJob) -> Created:
+        """Create the job, or return the earlier one of the same Idempotency-Key."""
+        digest = new.digest()
+        depth, known = await self._depth_and_idempotency(new.idempotency_key)
+        if known is not None:
+            return _replay_or_conflict(known, digest)
+        if depth >= self.max_queue_pending:
+            raise QueueFull(depth, self.max_queue_pending)
+        job_id = str(uuid.uuid4())
+        created_at = time.time()
+        created = dt.datetime.fromtimestamp(created_at, dt.UTC)
+        meta = {"source_type": new.source_type, "digest": digest, "retry_of": new.retry_of}
+        try:
+            await self.db.execute(
+                query("insert_job"), job_id, JOB_KIND, new.workspace, len(new.chunks),
+                new.idempotency_key, json.dumps(meta), created,
+            )  # fmt: skip
+        except asyncpg.UniqueViolationError:
+            # A concurrent twin (or one whose Redis key expired) holds the key: answer with it.
+            return await self._replay_from_postgres(new.idempotency_key, digest)
+        try:
+            event_id = await self._enqueue(job_id, new, digest, created_at)
+        except BaseException:
+            await self.db.execute(_DELETE_JOB, job_id)
+            raise
+        return Created(job_id, len(new.chunks), queued_event_id=event_id)
+
+    async def lookup(self, idempotency_key: str) -> Created | None:
+        """The job an idempotency key made (Redis while the key lives, then PostgreSQL)."""
+        raw = await self.redis.get(keys.idempotency(idempotency_key))
+        if raw:
+            known = json.loads(raw)
+            return Created(str(known["job_id"]), int(known["chunks_total"]), replayed=True)
+        row = await self.db.fetchrow(_SELECT_BY_IDEMPOTENCY_KEY, idempotency_key)
+        if row is None:
+            return None
+        return Created(str(row["job_id"]), int(row["chunks_total"]), replayed=True)
+
+    async def _depth_and_idempotency(self, idem: str | None) -> tuple[int, dict[str, Any] | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(keys.INGESTION_STREAM)
+            if idem is not None:
+                pipe.get(keys.idempotency(idem))
+            replies = await pipe.execute()
+        known = json.loads(replies[1]) if idem is not None and replies[1] else None
+        return int(replies[0]), known
+
+    async def _replay_from_postgres(self, idem: str | None, digest: str) -> Created:
+        row = await self.db.fetchrow(_SELECT_BY_IDEMPOTENCY_KEY, idem)
+        if row is None:  # deleted by its failed creator in the meantime
+            raise RegistryError("a request with this Idempotency-Key failed just now; retry")
+        meta = row["metadata"]
+        meta = json.loads(meta) if isinstance(meta, str) else dict(meta)
+        known = {
+            "job_id": str(row["job_id"]),
+            "digest": meta.get("digest"),
+            "chunks_total": row["chunks_total"],
+        }
+        return _replay_or_conflict(known, digest)
+
+    async def _enqueue(self, job_id: str, new: NewJob, digest: str, created_at: float) -> str:
+        """The one MULTI/EXEC that makes the job visible; returns the queued event's id."""
+        total = len(new.chunks)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                keys.job(job_id),
+                mapping=new_job_fields(job_id, total, new.workspace, created_at),  # type: ignore[arg-type]
+            )
+            for n, chunk in enumerate(new.chunks, 1):
+                cid = chunk.chunk_id or chunk_id(n)
+                fields = chunk_message(job_id, cid, chunk, new.source_type, new.workspace)
+                pipe.xadd(keys.INGESTION_STREAM, fields)  # type: ignore[arg-type]
+            data: dict[str, Any] = {
+                "chunks_total": total,
+                "workspace": new.workspace,
+                "source_type": new.source_type,
+            }
+            if new.retry_of:
+                data["retry_of"] = new.retry_of
+            event_bus.queue_event(pipe, event_bus.EventType.QUEUED, data, job_id=job_id)
+            if new.idempotency_key is not None:
+                value = {"job_id": job_id, "digest": digest, "chunks_total": total}
+                pipe.set(
+                    keys.idempotency(new.idempotency_key),
+                    json.dumps(value),
+                    ex=self.idempotency_ttl_s,
+                )
+            replies = await pipe.execute()
+        return str(replies[1 + total])
+
+
+def _replay_or_conflict(known: Mapping[str, Any], digest: str) -> Created:
+    if known.get("digest") != digest:
+        raise IdempotencyConflict(str(known["job_id"]))
+    return Created(str(known["job_id"]), int(known.get("chunks_total") or 0), replayed=True)
