@@ -12,7 +12,14 @@ import pytest
 from shield_orchestrator import keys
 from shield_orchestrator.services import redis_streams
 
-from tests.support.chunks import dead_letters, enqueue_job, events_of, insert_job_row, job_hash
+from tests.support.chunks import (
+    dead_letters,
+    enqueue_job,
+    events_of,
+    insert_job_row,
+    job_hash,
+    progress_chunk_ids,
+)
 from tests.support.pools import wait_for
 from tests.support.procs import WorkerProc, worker_env, worker_processes
 from tests.support.servers import PostgresServer, RedisServer
@@ -86,8 +93,8 @@ async def test_sigterm_mid_batch_acks_in_flight_leaves_rest_pending_loses_nothin
     await wait_for(lambda: _is(redis_client, job_id, "completed"))
     h = await job_hash(redis_client, job_id)
     assert (h["chunks_processed"], h["chunks_failed"]) == (str(total), "0")
-    progress = [e for e in await events_of(redis_client, job_id) if e.type == "ingestion.progress"]
-    assert sorted(e.data["chunk_id"] for e in progress) == [f"c{i:06d}" for i in range(total)]
+    reported = progress_chunk_ids(await events_of(redis_client, job_id))
+    assert sorted(reported) == [f"c{i:06d}" for i in range(total)]  # each exactly once
     successor.signal(signal.SIGINT)
     assert await successor.exited() == 0
 
@@ -153,8 +160,7 @@ async def test_a_long_task_keeps_its_lease_while_another_process_polls(
     await wait_for(done_watching_deliveries, every_s=0.1)
     assert len(deliveries) >= 5  # watched it across the 3 idle timeouts
     assert set(deliveries) == {1}  # never redelivered
-    progress = [e for e in await events_of(redis_client, job_id) if e.type == "ingestion.progress"]
-    assert len(progress) == 1
+    assert progress_chunk_ids(await events_of(redis_client, job_id)) == ["c000000"]
     for w in (owner, poller):
         w.signal(signal.SIGTERM)
         assert await w.exited() == 0

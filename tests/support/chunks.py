@@ -84,3 +84,8 @@ async def dead_letters(redis: Any) -> list[dict[str, str]]:
     from shield_orchestrator import keys
 
     return [dict(f) for _id, f in await redis.xrange(keys.DEAD_LETTER_STREAM)]
+
+
+def progress_chunk_ids(events: list[Any]) -> list[str]:
+    """Chunk ids reported by ingestion.progress events (one event may carry a batch)."""
+    return [c for e in events if e.type == "ingestion.progress" for c in e.data["chunk_ids"]]
