@@ -24,3 +24,6 @@ export SHIELD_IMAGE_DEBIAN12 SHIELD_IMAGE_DEBIAN13
 SHIELD_WHEELHOUSE_DIR=$SHIELD_CACHE/wheelhouse/$(cat "$SHIELD_ROOT/requirements/app.in" \
   "$SHIELD_ROOT/requirements/constraints.txt" "$HARNESS_DIR/wheelhouse.sh" | sha256sum | cut -c1-12)
 export SHIELD_WHEELHOUSE_DIR
+# Appended to every molecule container and network name (empty by default): lets a second
+# checkout on the same machine run molecule without touching this one's hosts.
+export SHIELD_HOST_SUFFIX=${SHIELD_HOST_SUFFIX:-}

@@ -26,8 +26,19 @@ tmp=$(mktemp -d "$(dirname "$dir")/.build-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 started=$(date +%s)
 for py in "${PYTHONS[@]}"; do
-  "$VENV/bin/pip" download -q --disable-pip-version-check --only-binary=:all: \
-    --python-version "$py" --implementation cp "${PLATFORMS[@]}" \
+  # pip evaluates environment markers with the interpreter it runs on, whatever
+  # --python-version says: redis needs async-timeout on Python < 3.11.3, i.e. on Debian 12's
+  # 3.11.2 but not on a 3.11.7 venv. So Debian 12's own python3 downloads the py3.11 set
+  # when it is there (this controller is Debian 12); other targets are cross-downloads.
+  if [ "$py" = 3.11 ] && /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null &&
+    /usr/bin/python3 -m pip --version >/dev/null 2>&1; then
+    pip=(/usr/bin/python3 -m pip)
+    target=()
+  else
+    pip=("$VENV/bin/pip")
+    target=(--python-version "$py" --implementation cp "${PLATFORMS[@]}")
+  fi
+  "${pip[@]}" download -q --disable-pip-version-check --only-binary=:all: "${target[@]}" \
     -r "$SHIELD_ROOT/requirements/app.in" -c "$SHIELD_ROOT/requirements/constraints.txt" \
     -d "$tmp/py$py" >"$tmp/pip-$py.log" 2>&1 || {
     tail -n 5 "$tmp/pip-$py.log" >&2
