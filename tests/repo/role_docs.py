@@ -88,10 +88,16 @@ def table(options: dict[str, Any]) -> str:
         elif isinstance(d, str):
             shown = f"`{d}`" if d else '`""`'
         else:
-            shown = "`" + yaml.safe_dump(d, default_flow_style=True).strip().removesuffix("...").strip() + "`"
+            shown = (
+                "`"
+                + yaml.safe_dump(d, default_flow_style=True).strip().removesuffix("...").strip()
+                + "`"
+            )
         desc = opt["description"]
         desc = " ".join(desc) if isinstance(desc, list) else str(desc)
-        rows.append(f"| `{name}` | {shown.replace('|', '&#124;')} | {desc.replace('|', '&#124;')} |")
+        rows.append(
+            f"| `{name}` | {shown.replace('|', '&#124;')} | {desc.replace('|', '&#124;')} |"
+        )
     return "\n".join(rows)
 
 

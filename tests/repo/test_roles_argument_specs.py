@@ -34,8 +34,12 @@ def _options(role: str) -> dict[str, dict[str, Any]]:
 def test_spec_lists_exactly_the_defaults(role: str) -> None:
     defaults, options = set(_defaults(role)), set(_options(role))
     missing, extra = sorted(defaults - options), sorted(options - defaults)
-    assert not missing, f"roles/{role}/meta/argument_specs.yml lacks {missing} (in defaults/main.yml)"
-    assert not extra, f"roles/{role}/meta/argument_specs.yml has {extra}, absent from defaults/main.yml"
+    assert not missing, (
+        f"roles/{role}/meta/argument_specs.yml lacks {missing} (in defaults/main.yml)"
+    )
+    assert not extra, (
+        f"roles/{role}/meta/argument_specs.yml has {extra}, absent from defaults/main.yml"
+    )
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -48,7 +52,9 @@ def test_spec_defaults_and_types_match(role: str) -> None:
             wrong.append(f"{name}: spec default {opt.get('default')!r} != defaults {value!r}")
         templated = isinstance(value, str) and "{{" in value
         if not templated and opt.get("type") != "raw" and opt.get("type") != TYPES[type(value)]:
-            wrong.append(f"{name}: spec type {opt.get('type')!r} but the default is a {TYPES[type(value)]}")
+            wrong.append(
+                f"{name}: spec type {opt.get('type')!r} but the default is a {TYPES[type(value)]}"
+            )
     assert not wrong, f"roles/{role}/meta/argument_specs.yml: " + "; ".join(wrong)
 
 

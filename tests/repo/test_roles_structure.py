@@ -59,11 +59,17 @@ def test_handlers_are_named_listened_and_guarded(role: str) -> None:
         name = h["name"]
         assert name[0].isupper(), f"{role}: handler {name!r} must start with a capital"
         assert h.get("listen"), f"{role}: handler {name!r} needs listen:"
-        when = " ".join(h.get("when") or []) if isinstance(h.get("when"), list) else str(h.get("when", ""))
+        when = (
+            " ".join(h.get("when") or [])
+            if isinstance(h.get("when"), list)
+            else str(h.get("when", ""))
+        )
         if "ansible.builtin.systemd_service" in h:
             assert "ansible_check_mode" in when, f"{role}: {name!r} must skip check mode"
         if role in APP_ROLES:
-            assert "__shield_render_only" in when, f"{role}: {name!r} must skip __shield_render_only"
+            assert "__shield_render_only" in when, (
+                f"{role}: {name!r} must skip __shield_render_only"
+            )
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -79,7 +85,8 @@ def test_no_role_dependencies(role: str) -> None:
 def test_main_reads_preflight_install_configure_run(role: str) -> None:
     main = (REPO / "roles" / role / "tasks" / "main.yml").read_text()
     steps = [s for s in ("preflight.yml", "install.yml", "configure.yml", "run.yml") if s in main]
-    assert steps[0] == "preflight.yml" and steps[-1] == "run.yml", f"{role}: steps {steps}"
+    assert steps[0] == "preflight.yml", f"{role}: steps {steps}"
+    assert steps[-1] == "run.yml", f"{role}: steps {steps}"
     assert steps == sorted(steps, key=main.index), f"{role}: steps out of order {steps}"
 
 
@@ -93,7 +100,9 @@ def _imports(role: str) -> list[dict[str, Any]]:
 
 def test_every_pool_task_is_tagged_workers() -> None:
     for imp in _imports("orchestrator_workers"):
-        assert "workers" in imp.get("tags", []), f"orchestrator_workers: {imp['name']} lacks tag workers"
+        assert "workers" in imp.get("tags", []), (
+            f"orchestrator_workers: {imp['name']} lacks tag workers"
+        )
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -101,7 +110,9 @@ def test_step_tags_follow_the_convention(role: str) -> None:
     for imp in _imports(role):
         step = imp["ansible.builtin.import_tasks"].removesuffix(".yml")
         tags = imp.get("tags", [])
-        assert f"{role}_{step}" in tags or step == "preflight", f"{role}: {step} lacks tag {role}_{step}"
+        assert f"{role}_{step}" in tags or step == "preflight", (
+            f"{role}: {step} lacks tag {role}_{step}"
+        )
         if step == "preflight":
             assert "preflight" in tags, f"{role}: preflight lacks tag preflight"
 

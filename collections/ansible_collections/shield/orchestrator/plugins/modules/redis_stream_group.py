@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # Copyright: shield-orchestrator maintainers
 # MIT License (see the collection's README)
-"""Report, create or remove a Redis stream consumer group (RESP over a socket, no client library)."""
+"""Report, create or remove a Redis stream consumer group (RESP over a socket, no library)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,9 @@ options:
     choices: [present, absent]
     default: present
   start_id:
-    description: ID the group starts from when it is created (C(0) reads the stream's backlog, C($) only new entries).
+    description:
+      - ID the group starts from when it is created.
+      - C(0) reads the stream's backlog, C($) only new entries.
     type: str
     default: "0"
   timeout:
@@ -107,7 +109,8 @@ stream_length:
   returned: always
   type: int
 group_info:
-  description: The group's C(XINFO GROUPS) fields (name, consumers, pending, last-delivered-id, ...).
+  description: >-
+    The group's C(XINFO GROUPS) fields (name, consumers, pending, last-delivered-id, ...).
   returned: when the group exists
   type: dict
 consumers:
@@ -233,22 +236,35 @@ def run(params, check_mode):
     """The module's work, callable without Ansible (the collection's tests use it)."""
     client = connect(params)
     try:
-        stream_exists, length, info, consumers = read_state(client, params["stream"], params["group"])
+        stream_exists, length, info, consumers = read_state(
+            client, params["stream"], params["group"]
+        )
         changed = False
         if params["state"] == "present" and info is None:
             changed = True
             if not check_mode:
                 try:
-                    client.call("XGROUP", "CREATE", params["stream"], params["group"], params["start_id"], "MKSTREAM")
+                    client.call(
+                        "XGROUP",
+                        "CREATE",
+                        params["stream"],
+                        params["group"],
+                        params["start_id"],
+                        "MKSTREAM",
+                    )
                 except RespError as exc:
                     if "BUSYGROUP" not in str(exc):  # created meanwhile by a worker: fine
                         raise
-                stream_exists, length, info, consumers = read_state(client, params["stream"], params["group"])
+                stream_exists, length, info, consumers = read_state(
+                    client, params["stream"], params["group"]
+                )
         elif params["state"] == "absent" and info is not None:
             changed = True
             if not check_mode:
                 client.call("XGROUP", "DESTROY", params["stream"], params["group"])
-                stream_exists, length, info, consumers = read_state(client, params["stream"], params["group"])
+                stream_exists, length, info, consumers = read_state(
+                    client, params["stream"], params["group"]
+                )
     finally:
         client.close()
     result = {
@@ -282,11 +298,15 @@ def main():
     try:
         result = run(module.params, module.check_mode)
     except RespError as exc:
-        module.fail_json(msg="Redis refused: %s (stream %r, group %r)" % (exc, module.params["stream"], module.params["group"]))
+        module.fail_json(
+            msg="Redis refused: %s (stream %r, group %r)"
+            % (exc, module.params["stream"], module.params["group"])
+        )
     except (OSError, ConnectionError) as exc:
         module.fail_json(
             msg="Cannot reach Redis at %s:%s: %s. Check that redis-server runs and listens there "
-            "(redis role: redis_bind_addresses) and that this host may connect." % (module.params["host"], module.params["port"], exc)
+            "(redis role: redis_bind_addresses) and that this host may connect."
+            % (module.params["host"], module.params["port"], exc)
         )
     module.exit_json(**result)
 

@@ -1,0 +1,134 @@
+"""Bad input fails in preflight, before anything changes, with the variable, value and fix.
+
+Runs playbooks/preflight.yml (what site.yml runs first) against localhost with the local
+connection: the play only gathers facts, asserts and sets facts, so nothing on this machine
+changes. Each case overrides one variable with -e and checks the failure message names it,
+its value and the fix; the sandbox defaults pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = REPO / "playbooks" / "preflight.yml"
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """localhost in all four groups, local connection, this interpreter."""
+    path = tmp_path_factory.mktemp("inv") / "hosts.yml"
+    host = {
+        "localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    }
+    groups = {
+        g: {"hosts": host}
+        for g in ("redis", "postgresql", "orchestrator_api", "orchestrator_workers")
+    }
+    path.write_text(yaml.safe_dump({"all": {"children": groups}}))
+    return path
+
+
+def run_preflight(inventory: Path, extra: dict[str, object]) -> subprocess.CompletedProcess[str]:
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+    )
+    cmd = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        str(PLAYBOOK),
+        "-i",
+        str(inventory),
+        "-e",
+        json.dumps({"orchestrator_wheelhouse_dir": "", **extra}),
+    ]
+    return subprocess.run(
+        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_sandbox_defaults_pass(inventory: Path) -> None:
+    result = run_preflight(inventory, {})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "changed=0" in result.stdout, result.stdout[-2000:]
+
+
+CASES = {
+    "pool_size_zero": (
+        {"orchestrator_workers_pool_size": 0},
+        ["orchestrator_workers_pool_size", "0", "integer >= 1"],
+    ),
+    "ttl_not_integer": (
+        {"orchestrator_workers_job_status_ttl": "1h"},
+        ["orchestrator_workers_job_status_ttl", "1h", "must be an integer"],
+    ),
+    "unknown_engine": (
+        {"orchestrator_engine": "gpt"},
+        ["orchestrator_engine=gpt", "offline, lightrag"],
+    ),
+    "stream_with_newline": (
+        {"orchestrator_ingestion_stream": "shield:\nqueue"},
+        ["orchestrator_ingestion_stream", "control characters"],
+    ),
+    "empty_group": (
+        {"orchestrator_consumer_group": ""},
+        ["orchestrator_consumer_group", "non-empty"],
+    ),
+    "same_streams": (
+        {"orchestrator_events_stream": "shield:ingestion_queue"},
+        ["three different keys"],
+    ),
+    "lightrag_many_processes": (
+        {"orchestrator_engine": "lightrag", "orchestrator_workers_processes": 2},
+        ["orchestrator_workers_processes=2", "lightrag_server"],
+    ),
+    "production_without_vault": (
+        {
+            "orchestrator_deployment_environment": "production",
+            "redis_password": "{{ vault_redis_password }}",
+        },
+        ["redis_password", "vault_redis_password", "ansible-vault"],
+    ),
+    "production_with_sandbox_secrets": (
+        {"orchestrator_deployment_environment": "production"},
+        ["production", "sandbox default", "ansible-vault"],
+    ),
+    "eviction_policy": (
+        {"redis_maxmemory_policy": "allkeys-lru"},
+        ["redis_maxmemory_policy=allkeys-lru", "noeviction"],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def results(inventory: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every case's run, three at a time (each is an ansible-playbook start-up)."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {
+            case: pool.submit(run_preflight, inventory, extra) for case, (extra, _) in CASES.items()
+        }
+        return {case: f.result() for case, f in futures.items()}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_fails_in_preflight_naming_the_fix(
+    results: dict[str, subprocess.CompletedProcess[str]], case: str
+) -> None:
+    _, expected = CASES[case]
+    result = results[case]
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, f"{case}: preflight passed\n{out[-2000:]}"
+    flat = " ".join(out.split())
+    missing = [e for e in expected if " ".join(e.split()) not in flat]
+    assert not missing, f"{case}: message lacks {missing}\n{out[-3000:]}"
+    assert "changed=0" in out, f"{case}: something changed\n{out[-2000:]}"
