@@ -169,7 +169,12 @@ async def _enqueue_large(r: Redis, n: int, job_id: str) -> None:
 async def _migrated_db(pg: PostgresServer) -> str:
     from shield_orchestrator.database.migrate import migrate
 
-    admin = await asyncpg.connect(pg.dsn("postgres"))
+    for _ in range(300):  # a just-started server may still say "starting up"
+        try:
+            admin = await asyncpg.connect(pg.dsn("postgres"))
+            break
+        except asyncpg.CannotConnectNowError:
+            await asyncio.sleep(0.2)
     await admin.execute('CREATE DATABASE "bench"')
     await admin.close()
     conn = await asyncpg.connect(pg.dsn("bench"))

@@ -51,10 +51,25 @@ def postgres_srv() -> Iterator[PostgresServer]:
 PG_TEMPLATE_DB = "shield_template"
 
 
-async def _pg_admin(server: PostgresServer, sql: str) -> None:
+async def _pg_connect(dsn: str, timeout_s: float = 60.0) -> Any:
+    """asyncpg.connect, waiting while a just-started server still says it is starting up."""
+    import asyncio
+    import time
+
     import asyncpg
 
-    conn = await asyncpg.connect(server.dsn("postgres"))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await asyncpg.connect(dsn)
+        except asyncpg.CannotConnectNowError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def _pg_admin(server: PostgresServer, sql: str) -> None:
+    conn = await _pg_connect(server.dsn("postgres"))
     try:
         await conn.execute(sql)
     finally:
@@ -62,11 +77,10 @@ async def _pg_admin(server: PostgresServer, sql: str) -> None:
 
 
 async def _pg_create_template(server: PostgresServer) -> None:
-    import asyncpg
     from shield_orchestrator.database.migrate import migrate
 
     await _pg_admin(server, f'CREATE DATABASE "{PG_TEMPLATE_DB}"')
-    conn = await asyncpg.connect(server.dsn(PG_TEMPLATE_DB))
+    conn = await _pg_connect(server.dsn(PG_TEMPLATE_DB))
     try:
         await migrate(conn)
     finally:

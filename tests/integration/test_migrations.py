@@ -52,7 +52,8 @@ async def _fresh_db(server: PostgresServer) -> str:
     return name
 
 
-async def test_migrations_equal_schema_sql(postgres_srv: PostgresServer) -> None:
+async def test_migrations_equal_schema_sql(postgres_srv: PostgresServer, pg_template: str) -> None:
+    """(``pg_template``: the server is up and accepting connections.)"""
     migrated, from_schema = await _fresh_db(postgres_srv), await _fresh_db(postgres_srv)
     conn = await asyncpg.connect(postgres_srv.dsn(migrated))
     try:
@@ -71,7 +72,9 @@ async def test_migrations_equal_schema_sql(postgres_srv: PostgresServer) -> None
     assert {c[0] for c in a["columns"]} == {"jobs", "chunk_failures", "schema_migrations"}
 
 
-async def test_migrate_is_idempotent_and_serialised(postgres_srv: PostgresServer) -> None:
+async def test_migrate_is_idempotent_and_serialised(
+    postgres_srv: PostgresServer, pg_template: str
+) -> None:
     name = await _fresh_db(postgres_srv)
     conns = [await asyncpg.connect(postgres_srv.dsn(name)) for _ in range(3)]
     try:
