@@ -6,6 +6,14 @@ An entry is ``{type, job_id, data}`` where ``data`` is a JSON object that always
 appends to the same stream (the progress Lua writes ingestion.started/progress/chunk_failed/
 completed/failed in the same atomic call that changes the counters).
 
+Payloads written by the progress Lua (services/job_tracker.py), all with ``job_id``:
+``ingestion.started`` {chunks_total}; ``ingestion.progress`` {chunk_ids (the chunks counted
+by this batch, one event per job per recorded batch), chunk_id (the last of them),
+chunks_processed, chunks_failed, chunks_total, percent_complete}; ``ingestion.chunk_failed``
+{chunk_id, error, attempts, and the same counters}; ``ingestion.completed`` /
+``ingestion.failed`` {status, chunks_processed, chunks_failed, chunks_total}. Counters in
+successive events of a job never decrease.
+
 Writers: the API (ingestion.queued, in the job-creation MULTI: :func:`queue_event`), the
 progress Lua in services/job_tracker.py (it spells the same field names), the pool
 (worker.started / worker.stopped: :func:`emit`). Reader: the SSE route (:func:`read_events`).
