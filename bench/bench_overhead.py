@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     with redis_server() as srv:
         url = f"redis://:{srv.password}@127.0.0.1:{srv.port}/0"
-        with contextlib_nullcontext_pg(any(c.needs_postgres for c in configs)) as pg_env:
+        with _postgres_if_needed(any(c.needs_postgres for c in configs)) as pg_env:
             extra = {
                 **pg_env,
                 "SHIELD_REDIS_HOST": "127.0.0.1",
@@ -414,7 +414,7 @@ def _short(peer: str) -> str:
     return "ours" if first == "our" else first
 
 
-def contextlib_nullcontext_pg(needed: bool) -> Any:
+def _postgres_if_needed(needed: bool) -> Any:
     """PostgreSQL for our pool's write-behind (a migrated database), only when needed."""
     import contextlib
 

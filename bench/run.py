@@ -7,7 +7,8 @@ Each module is run as ``python -m bench.<module>`` with the environment
     SHIELD_RENDERED  the rendered package (build/rendered/default), also put on PYTHONPATH
 
 A module that writes no JSON still appears in the report, with its printed output and the
-verdict "not measured". ``--only overhead,pool`` runs some of them.
+verdict "not measured". ``--only overhead,pool`` runs some of them; the report then shows the
+others' latest results (bench/results/<key>.json), marked as such.
 """
 
 from __future__ import annotations
@@ -87,6 +88,18 @@ def run_module(key: str, module: str, rendered: Path) -> tuple[list[result.Bench
     return [placeholder], f"{key}: bench/{module}.py wrote no results (exit {code})"
 
 
+def _earlier(key: str) -> list[result.Benchmark]:
+    """With --only: the other modules' latest results (bench/results/<key>.json), marked."""
+    path = RESULTS / f"{key}.json"
+    if not path.is_file():
+        return []
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
+    benches = result.read(path)
+    for b in benches:
+        b.notes.append(f"From an earlier run of this module ({when}), not re-run this time.")
+    return benches
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run")
     ap.add_argument("--only", default="", help="comma-separated keys: " + ",".join(
@@ -103,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     problems: list[str] = []
     for key, module, _owner in MODULES:
         if only and key not in only:
+            benchmarks += _earlier(key)
             continue
         benches, problem = run_module(key, module, rendered)
         benchmarks += benches
