@@ -77,10 +77,13 @@ def fail_with_journal(h: Any, unit: str, problem: str) -> None:
 
 
 def assert_active_enabled(h: Any, unit: str) -> None:
-    state = h.run(f"systemctl is-active {shlex.quote(unit)}").stdout.strip()
+    """Active, running, enabled, and not crash-looping (a looping unit can look active)."""
+    props = unit_properties(h, unit, ["ActiveState", "SubState", "NRestarts", "UnitFileState"])
     enabled = h.run(f"systemctl is-enabled {shlex.quote(unit)}").stdout.strip()
-    if state != "active" or enabled != "enabled":
-        fail_with_journal(h, unit, f"is-active={state or '?'} is-enabled={enabled or '?'}")
+    state = f"{props.get('ActiveState')}/{props.get('SubState')}"
+    restarts = int(props.get("NRestarts") or 0)
+    if state not in ("active/running", "active/exited") or enabled != "enabled" or restarts:
+        fail_with_journal(h, unit, f"state={state} is-enabled={enabled or '?'} restarts={restarts}")
 
 
 def unit_properties(h: Any, unit: str, names: list[str]) -> dict[str, str]:
@@ -188,13 +191,14 @@ def http(h: Any, method: str, path: str, key: str, body: Any = None) -> tuple[in
 def ingest_and_wait(h: Any, key: str, chunks: int, timeout_s: float = 180) -> dict[str, Any]:
     """Submit ``chunks`` chunks through the API and poll the job until it completes."""
     body = {
+        "source_type": "text",
         "chunks": [
             {
                 "text": f"Chunk {i} of the molecule check: Redis streams feed LightRAG workers.",
                 "source_uri": f"molecule://verify/{time.time_ns()}/{i}",
             }
             for i in range(chunks)
-        ]
+        ],
     }
     status, answer = http(h, "POST", "/lightrag/ingest-async", key, body)
     if status != 202:
