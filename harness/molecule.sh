@@ -3,7 +3,8 @@
 # judged by molecule's exit code. Each scenario's output goes to $MOLECULE_LOG_DIR/<scenario>.log
 # (the tail is printed when it fails). Ends with one plain line: `molecule: N passed, N failed`.
 # `molecule test` starts and ends with destroy, so a run interrupted earlier leaves nothing
-# the next run trips over; on Ctrl-C the current scenario is destroyed before exiting.
+# the next run trips over; on Ctrl-C molecule destroys the current scenario's hosts and no
+# further scenario starts (checked: containers and network gone).
 set -uo pipefail
 # shellcheck source=harness/env.sh
 . "$(dirname "$0")/env.sh"
@@ -38,6 +39,9 @@ for s in "${scenarios[@]}"; do
     echo "----- last 80 lines of $s.log -----"
     tail -n 80 "$LOG_DIR/$s.log"
     echo "molecule: scenario $s FAILED (exit $rc) in $(($(date +%s) - start)) s"
+    # Ctrl-C reaches molecule too: it destroys the hosts and exits with ansible's 99 (user
+    # interrupt) or 130, and bash then skips its own trap. Stop here instead of going on.
+    case $rc in 99 | 130) break ;; esac
   fi
 done
 current=
