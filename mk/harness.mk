@@ -40,4 +40,5 @@ clean-hosts: ## remove containers, networks and mounts left by the harness (only
 	@$(HARNESS)/clean-hosts.sh
 
 PROVIDES += molecule sandbox-down
-EXTRA_TEST_STAGES += molecule
+# the harness first: one clear failure if the hosts cannot boot, before any scenario runs
+EXTRA_TEST_STAGES += harness-selftest molecule
