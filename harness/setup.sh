@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # harness/setup.sh: host prerequisites for the systemd test hosts (run as root; idempotent).
 #   1. Debian packages: podman + runc (crun refuses the hybrid cgroup layout here), debootstrap,
+#      python3-pip (Debian's python3 downloads the py3.11 wheels: harness/wheelhouse.sh),
 #      systemd-container, iptables, uidmap -- installed only when dpkg says one is missing.
 #   2. harness/.generated/containers.conf: runtime runc, default_ulimits no higher than this
 #      shell's hard limits (root here lacks CAP_SYS_RESOURCE; HARNESS gotchas 1 and 2).
@@ -14,7 +15,7 @@ set -euo pipefail
 # shellcheck source=harness/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-APT_PACKAGES=(podman runc debootstrap systemd-container iptables uidmap)
+APT_PACKAGES=(podman runc debootstrap systemd-container iptables uidmap python3-pip) # pip: wheelhouse.sh
 ANSIBLE_WHEEL_PIN=ansible==12.3.0 # ships containers.podman 1.18.0; last line for ansible-core 2.19
 VENV=${VENV:-.venv}
 case $VENV in /*) ;; *) VENV=$SHIELD_ROOT/$VENV ;; esac

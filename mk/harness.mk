@@ -21,7 +21,7 @@ hosts-image: hosts-setup ## build or restore the Debian 12 and 13 host images (c
 hosts-image-bookworm hosts-image-trixie: hosts-image-%:
 	@. $(HARNESS)/env.sh && $(HARNESS)/build-image.sh $*
 
-wheelhouse: $(VENV_STAMP) ## wheels for the hosts' app venvs, built once per constraints.txt
+wheelhouse: hosts-setup ## wheels for the hosts' app venvs, built once per constraints.txt
 	@. $(HARNESS)/env.sh && VENV=$(VENV) $(HARNESS)/wheelhouse.sh
 
 molecule: hosts-image wheelhouse ## molecule test, every scenario; ends with `molecule: N passed, N failed`
