@@ -16,7 +16,8 @@ of the chunk become entities and consecutive ones relations, written in LightRAG
 format; for the keyword prompt a keyword JSON; anything else a fixed sentence. Knobs:
 ``latency_s`` / ``embed_latency_s`` per call, ``fail_when`` (substring of the chunk -> HTTP
 status), ``fail_next`` (the next N chat calls answer a status), ``hang_s`` (sleep that long:
-a client timeout). Counters: ``calls`` per endpoint, ``max_in_flight`` chat calls.
+a client timeout). Counters: ``calls`` per endpoint, ``max_in_flight`` chat calls,
+``max_embed_in_flight`` embedding calls, ``connections`` (path, client port) seen.
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ class OllamaDouble:
     calls: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
+    embed_in_flight: int = 0
+    max_embed_in_flight: int = 0
     api_keys_seen: set[str] = field(default_factory=set)
+    connections: set[tuple[str, int]] = field(default_factory=set)  # (path, client port)
     port: int = 0
 
     @property
@@ -165,8 +169,13 @@ class OllamaDouble:
         body = await request.json()
         self._seen(request)
         self.calls["embed"] += 1
-        if self.embed_latency_s:
-            await asyncio.sleep(self.embed_latency_s)
+        self.embed_in_flight += 1
+        self.max_embed_in_flight = max(self.max_embed_in_flight, self.embed_in_flight)
+        try:
+            if self.embed_latency_s:
+                await asyncio.sleep(self.embed_latency_s)
+        finally:
+            self.embed_in_flight -= 1
         texts = body.get("input") or []
         texts = [texts] if isinstance(texts, str) else texts
         dim = int(body.get("dimensions") or self.embedding_dim)
@@ -195,6 +204,8 @@ class OllamaDouble:
         )
 
     def _seen(self, request: Request) -> None:
+        if request.client is not None:
+            self.connections.add((request.url.path, request.client.port))
         auth = request.headers.get("authorization", "")
         if auth:
             self.api_keys_seen.add(auth.removeprefix("Bearer "))

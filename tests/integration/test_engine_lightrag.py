@@ -106,6 +106,17 @@ async def test_redelivery_of_a_processed_chunk_does_no_work(
     assert double.calls["chat"] == chats
 
 
+async def test_one_ollama_client_per_engine(engine: LightRAGEngine, double: OllamaDouble) -> None:
+    """Regression: lightrag.llm.ollama builds an ollama.AsyncClient per call, each loading the
+    CA bundle on the event loop (~0.15 s stall per call, ~1.5 chunks/s per worker at most).
+    Our binding keeps one client: sequential calls reuse one keep-alive connection."""
+    double.connections.clear()
+    for n in range(3):
+        await engine.process(_chunk(f"k{n}", f"Kim{n} visits Oslo{n}."))
+    chats = {port for path, port in double.connections if path == "/api/chat"}
+    assert len(chats) == 1
+
+
 async def test_llm_failure_is_a_chunk_error_carrying_lightrags_message(
     engine: LightRAGEngine,
 ) -> None:

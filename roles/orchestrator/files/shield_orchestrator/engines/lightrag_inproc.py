@@ -54,6 +54,7 @@ from shield_orchestrator.engines.base import (
     PermanentChunkError,
 )
 from shield_orchestrator.engines.config import EngineConfig
+from shield_orchestrator.engines.ollama_binding import OVERLOAD_MARKER, OllamaBinding
 from shield_orchestrator.engines.workspace_lock import WorkspaceLock, lease_host
 
 log = logging.getLogger(__name__)
@@ -87,15 +88,18 @@ class LightRAGEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: BaseException | None = None
         self._started = False
+        self._ollama: OllamaBinding | None = None  # engine lightrag: the one Ollama client
 
     # --- construction (overridden by the offline engine) ---------------------------------------
     def build_rag(self) -> LightRAG:
         c = self.config
+        self._ollama = OllamaBinding(c)
+        complete, embed = self._ollama.functions()
         return lightrag_setup.build_rag(
             c,
-            llm_func=lightrag_setup.ollama_llm,
-            llm_kwargs=lightrag_setup.ollama_llm_kwargs(c),
-            embedding=lightrag_setup.ollama_embedding(c),
+            llm_func=complete,
+            llm_kwargs={},
+            embedding=lightrag_setup.ollama_embedding(c, embed),
             tokenizer=lightrag_setup.make_tokenizer(c),
             llm_model_name=c.ollama_llm_model,
         )
@@ -158,6 +162,8 @@ class LightRAGEngine:
         self._waiters.clear()
         if self._rag is not None:
             await self._rag.finalize_storages()
+        if self._ollama is not None:
+            await self._ollama.aclose()
         await self._release_lock()
         log.info("engine %s closed", self.name, extra={"action": "engine.closed"})
 
@@ -257,7 +263,7 @@ class LightRAGEngine:
         return await asyncio.shield(future)
 
     def _failure_error(self, doc_id: str, message: str) -> EngineError:
-        if lightrag_setup.OVERLOAD_MARKER in message:
+        if OVERLOAD_MARKER in message:
             return EngineOverloaded(f"LightRAG document {doc_id}: {message}")
         return ChunkError(f"LightRAG failed document {doc_id}: {message}")
 

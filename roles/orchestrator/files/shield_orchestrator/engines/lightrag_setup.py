@@ -15,8 +15,8 @@ LightRAG facts this module encodes (lightrag-hku 1.5.7):
   a local byte tokenizer; the lightrag engine uses tiktoken with a pre-seeded cache
   (TIKTOKEN_CACHE_DIR, filled by the role) and refuses to start when the file is missing.
 - Errors an LLM call raises are recorded by LightRAG as the failed document's ``error_msg``
-  (``str(error)``); Ollama's 429/503 and timeouts are re-raised here with OVERLOAD_MARKER in
-  the message so the engine can turn them into EngineOverloaded.
+  (``str(error)``); engines/ollama_binding.py raises Ollama's 429/503 and timeouts with
+  OVERLOAD_MARKER in the message so the engine can turn them into EngineOverloaded.
 """
 
 from __future__ import annotations
@@ -24,25 +24,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import numpy.typing as npt
-import ollama
 from lightrag import LightRAG
-from lightrag.llm.ollama import ollama_embed, ollama_model_complete
 from lightrag.utils import EmbeddingFunc, TiktokenTokenizer, Tokenizer
 
 from shield_orchestrator import settings
 from shield_orchestrator.engines import offline_extract
 from shield_orchestrator.engines.config import EngineConfig
+from shield_orchestrator.engines.ollama_binding import EmbedFunc as OllamaEmbedFunc
 from shield_orchestrator.errors import ConfigError
 
-OVERLOAD_MARKER = "[shield: LLM overloaded]"
-OVERLOAD_STATUS = frozenset({429, 503})
 LlmFunc = Callable[..., Awaitable[str]]
 EmbedFunc = Callable[[list[str]], Awaitable[npt.NDArray[Any]]]
 
@@ -58,10 +53,6 @@ PG_STORAGES = {
 }
 # tiktoken's download URL per encoding; its cache file is named sha1(url) in TIKTOKEN_CACHE_DIR.
 _TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
-
-
-class LLMOverloadedError(RuntimeError):
-    """The model server answered 429/503 or timed out (message starts with OVERLOAD_MARKER)."""
 
 
 def storage_names(config: EngineConfig) -> dict[str, str]:
@@ -156,66 +147,14 @@ def build_rag(
     )
 
 
-# --- Ollama (engine lightrag) -----------------------------------------------------------------
+# --- Ollama (engine lightrag): engines/ollama_binding.py ---------------------------------------
 
 
-def _overloaded(what: str, exc: BaseException) -> LLMOverloadedError:
-    return LLMOverloadedError(f"{OVERLOAD_MARKER} {what}: {type(exc).__name__}: {exc}")
-
-
-async def ollama_llm(
-    prompt: str,
-    system_prompt: str | None = None,
-    history_messages: list[dict[str, Any]] | None = None,
-    **kwargs: Any,
-) -> str:
-    """LightRAG's Ollama binding, with 429/503 and timeouts raised as LLMOverloadedError."""
-    try:
-        result = await ollama_model_complete(
-            prompt, system_prompt=system_prompt, history_messages=history_messages or [], **kwargs
-        )
-    except ollama.ResponseError as exc:
-        if exc.status_code in OVERLOAD_STATUS:
-            raise _overloaded(f"Ollama chat answered {exc.status_code}", exc) from exc
-        raise
-    except (httpx.TimeoutException, TimeoutError) as exc:
-        raise _overloaded("Ollama chat timed out", exc) from exc
-    return str(result)
-
-
-async def _ollama_embed(texts: list[str], **kwargs: Any) -> npt.NDArray[Any]:
-    try:
-        return np.asarray(await ollama_embed.func(texts, **kwargs))
-    except ollama.ResponseError as exc:
-        if exc.status_code in OVERLOAD_STATUS:
-            raise _overloaded(f"Ollama embed answered {exc.status_code}", exc) from exc
-        raise
-    except (httpx.TimeoutException, TimeoutError) as exc:
-        raise _overloaded("Ollama embed timed out", exc) from exc
-
-
-def ollama_llm_kwargs(config: EngineConfig) -> dict[str, Any]:
-    """What LightRAG passes to every LLM call (llm_model_kwargs)."""
-    return {
-        "host": config.ollama_endpoint,
-        "timeout": config.ollama_llm_timeout_s,
-        "api_key": config.ollama_api_key,
-        "options": {"num_ctx": config.ollama_num_ctx},
-    }
-
-
-def ollama_embedding(config: EngineConfig) -> EmbeddingFunc:
-    func = partial(
-        _ollama_embed,
-        embed_model=config.ollama_embedding_model,
-        host=config.ollama_endpoint,
-        timeout=config.ollama_embedding_timeout_s,
-        api_key=config.ollama_api_key,
-    )
+def ollama_embedding(config: EngineConfig, embed: OllamaEmbedFunc) -> EmbeddingFunc:
     return EmbeddingFunc(
         embedding_dim=config.ollama_embedding_dim,
         max_token_size=config.ollama_num_ctx,
-        func=func,
+        func=embed,
         model_name=config.ollama_embedding_model,
     )
 
