@@ -7,7 +7,6 @@ PostgreSQL storages are shared by the fleet (lease global: one owner process fle
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -58,6 +57,7 @@ def file_config(redis_srv: RedisServer, workdir: Path, host: str) -> EngineConfi
         status_poll_s=0.02,
         host=host,
         lock_owner="1",
+        workspace_lock_wait_s=0,  # refuse at once (the waiting start has its own tests)
     )
 
 
@@ -68,18 +68,33 @@ async def test_two_owners_cannot_hold_one_workspace_on_one_host(
     first = await start(engines, config)
     key = keys.lightrag_workspace("shared", "worker-a")
     assert (await redis.get(key) or b"").startswith(b"worker-a:1:")
+    # waiting past the 3 s lease does not help: a live owner renews it (every TTL/3)
+    waiting = dataclasses.replace(config, workspace_lock_wait_s=3.5)
     with pytest.raises(WorkspaceBusyError, match="one owner process per workspace") as info:
-        await start(engines, config)
+        await start(engines, waiting)
     assert key in str(info.value)  # the operator sees which lease is in the way
-    await asyncio.sleep(1.5)  # past half the 3 s lease: still held because it is renewed
-    third = WorkspaceLock(redis, "shared", 3, host="worker-a")
-    with pytest.raises(WorkspaceBusyError):
-        await third.acquire()
     await first.close()
     assert await redis.exists(key) == 0  # released on close
     fourth = WorkspaceLock(redis, "shared", 3, host="worker-a")
     await fourth.acquire()
     await fourth.release()
+
+
+async def test_a_crashed_owners_lease_is_taken_once_it_expires(
+    redis_srv: RedisServer, redis: aioredis.Redis, engines: AsyncExitStack, tmp_path: Path
+) -> None:
+    """A worker killed with SIGKILL never released its lease; its restart waits it out
+    (one TTL) instead of failing until systemd's start limit gives up on the unit."""
+    key = keys.lightrag_workspace("shared", "worker-a")
+    await redis.set(key, "worker-a:1:4242:dead", px=1000)  # the dead process's lease
+    config = dataclasses.replace(
+        file_config(redis_srv, tmp_path, host="worker-a"), workspace_lock_wait_s=None
+    )
+    assert config.lock_wait_s() == config.workspace_lock_ttl_s + 1
+    await start(engines, config)
+    holder = await redis.get(key) or b""
+    assert holder.startswith(b"worker-a:1:")
+    assert holder != b"worker-a:1:4242:dead"
 
 
 async def test_file_storages_are_leased_per_host(

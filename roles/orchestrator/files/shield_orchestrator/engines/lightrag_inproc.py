@@ -124,7 +124,7 @@ class LightRAGEngine:
             )
         try:
             if self._lock is not None:
-                await self._lock.acquire()
+                await self._lock.acquire(self.config.lock_wait_s())
             if self._rag is None:
                 self._rag = self.build_rag()
             await self._rag.initialize_storages()

@@ -2,7 +2,8 @@
 
 LightRAG keeps per-workspace pipeline state in process memory (``shared_storage``), so two
 processes writing one workspace's storage corrupt each other's pipeline bookkeeping. The
-engine takes this lease at start and refuses to start when another process holds it.
+engine takes this lease at start; when another process holds it, the engine waits up to one
+TTL (a crashed owner's lease expires meanwhile) and then refuses to start.
 
 Scope: the lease guards one *storage*. File storages live on one host's disk, so two hosts
 with the same workspace name hold two storages: the lease is per host
@@ -26,6 +27,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 
 import redis.asyncio as aioredis
 
@@ -84,22 +86,33 @@ class WorkspaceLock:
         self.lost = asyncio.Event()
         self._renewer: asyncio.Task[None] | None = None
 
-    async def acquire(self) -> None:
-        """Take the lease or raise WorkspaceBusyError naming the current owner."""
-        if await self.client.set(self.key, self.token, nx=True, px=self.ttl_ms):
-            self.lost.clear()
-            self._renewer = asyncio.create_task(self._renew_loop(), name="workspace-lease-renew")
-            log.info(
-                "workspace %r: lease %s taken",
-                self.workspace,
-                self.key,
-                extra={"action": "engine.workspace_lock.acquired"},
-            )
-            return
+    async def acquire(self, wait_s: float = 0.0) -> None:
+        """Take the lease, waiting up to ``wait_s`` for it to fall free; else raise
+        WorkspaceBusyError naming the current owner.
+
+        Waiting one TTL lets a process restarted after a crash (SIGKILL, OOM: its lease was
+        not released) start once the dead owner's lease expires, instead of failing until
+        systemd's start limit gives up on the unit; a live owner renews, so it still wins.
+        """
+        deadline = time.monotonic() + wait_s
+        while not await self.client.set(self.key, self.token, nx=True, px=self.ttl_ms):
+            if time.monotonic() >= deadline:
+                raise await self._busy()
+            await asyncio.sleep(min(self.ttl_ms / 6000, max(deadline - time.monotonic(), 0.01)))
+        self.lost.clear()
+        self._renewer = asyncio.create_task(self._renew_loop(), name="workspace-lease-renew")
+        log.info(
+            "workspace %r: lease %s taken",
+            self.workspace,
+            self.key,
+            extra={"action": "engine.workspace_lock.acquired"},
+        )
+
+    async def _busy(self) -> WorkspaceBusyError:
         holder = await self.client.get(self.key)
         ttl = await self.client.pttl(self.key)
         holder_text = holder.decode() if isinstance(holder, bytes) else str(holder)
-        raise WorkspaceBusyError(
+        return WorkspaceBusyError(
             f"LightRAG workspace {self.workspace!r} is owned by another process ({holder_text}, "
             f"lease {self.key} expires in {max(ttl, 0) / 1000:.1f}s unless renewed). LightRAG "
             "allows one owner process per workspace storage: run one worker process for this "
