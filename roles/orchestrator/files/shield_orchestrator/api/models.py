@@ -23,23 +23,30 @@ from pydantic import (
 
 from shield_orchestrator.api import config
 
-# Text with at least one non-whitespace character ("\S": the pattern is searched, not anchored).
+# Text with at least one non-whitespace character and no NUL (PostgreSQL text cannot hold one).
+TEXT_PATTERN = r"^[^\x00]*\S[^\x00]*$"
 ChunkText = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=config.MAX_CHUNK_CHARS, pattern=r"\S"
+        strip_whitespace=True, min_length=1, max_length=config.MAX_CHUNK_CHARS, pattern=TEXT_PATTERN
     ),
 ]
 SourceUri = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=config.MAX_SOURCE_URI_CHARS, pattern=r"\S"
+        strip_whitespace=True,
+        min_length=1,
+        max_length=config.MAX_SOURCE_URI_CHARS,
+        pattern=TEXT_PATTERN,
     ),
 ]
 SourceType = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=config.MAX_SOURCE_TYPE_CHARS, pattern=r"\S"
+        strip_whitespace=True,
+        min_length=1,
+        max_length=config.MAX_SOURCE_TYPE_CHARS,
+        pattern=TEXT_PATTERN,
     ),
 ]
 WORKSPACES: tuple[str, ...] = tuple(config.WORKSPACES)
@@ -186,6 +193,7 @@ def error_responses(
 ) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route: the declared error models of these codes, plus ``extra``."""
     described = {
+        400: "The body is not JSON text (for example not UTF-8).",
         401: "No API key, or an unknown one.",
         404: "No job with this id.",
         409: "Conflict (see detail).",

@@ -17,6 +17,7 @@ from shield_orchestrator.api.models import (
     WorkerOut,
     error_responses,
 )
+from shield_orchestrator.services.heartbeat import read_workers
 from shield_orchestrator.services.queue_stats import queue_stats
 
 public = APIRouter(tags=["health"])
@@ -59,6 +60,18 @@ async def health_detailed(ctx: ContextDep) -> HealthDetailedOut | JSONResponse:
         ctx.metrics.queue_depth.set(depth)
         ctx.metrics.pending.set(pending)
         ctx.metrics.dead_letter.set(dead)
+        now = time.time()
+        beats = await read_workers(ctx.redis)
+        workers = [
+            WorkerOut(
+                consumer=b.consumer,
+                last_seen_age_s=round(max(0.0, now - b.last_seen), 3),
+                processed=b.processed,
+                rate_per_s=b.rate,
+            )
+            for b in beats
+        ]
+        rate = round(sum(b.rate for b in beats), 3)
     out = HealthDetailedOut(
         status="ok" if redis_ok.ok and postgres_ok.ok else "degraded",
         redis=redis_ok,

@@ -48,7 +48,7 @@ def accepted(
     "/lightrag/ingest-async",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobAccepted,
-    responses=error_responses(401, 409, 413, 422, 429, 503),
+    responses=error_responses(400, 401, 409, 413, 422, 429, 503),
     summary="Queue chunks for ingestion into LightRAG",
 )
 async def ingest_async(
