@@ -18,6 +18,7 @@ BLOCK_END = "# --- end of rendered constants"
 # NAME = {{ variable | filter }}  (one knob per line, filter among the safe ones)
 KNOB = re.compile(
     r"^(?P<name>[A-Z][A-Z0-9_]*) = \{\{ (?P<var>[a-z_][a-z0-9_]*) \| (?P<filter>[a-z_]+) \}\}"
+    r"(?:  # .*)?$"  # the value alone: a unit conversion belongs below the block
 )
 SAFE_FILTERS = {"int", "bool", "float", "to_json"}
 

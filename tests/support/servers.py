@@ -141,6 +141,18 @@ class PostgresServer:
                 **self._run_as(),  # type: ignore[arg-type]
             )
         wait_for_port(self.port, 30, self.proc)
+        self._wait_ready(30)
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        """The port opens before recovery ends ("the database system is starting up")."""
+        isready = _pg_bindir() / "pg_isready"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            probe = [str(isready), "-q", "-h", LOOPBACK, "-p", str(self.port), "-d", "postgres"]
+            if subprocess.run(probe, check=False).returncode == 0:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"PostgreSQL on {LOOPBACK}:{self.port} not ready after {timeout_s}s")
 
     def stop(self) -> None:
         if self.proc is not None:
