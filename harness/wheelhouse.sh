@@ -35,7 +35,9 @@ for py in "${PYTHONS[@]}"; do
     pip=(/usr/bin/python3 -m pip)
     target=()
   else
-    [ "$py" != 3.11 ] || echo "wheelhouse: no Debian 12 python3 with pip here; cross-downloading py3.11 (markers evaluated for $("$VENV/bin/python" -V))"
+    if [ "$py" = 3.11 ]; then
+      echo "wheelhouse: no Debian 12 python3 with pip here; cross-downloading py3.11 (markers evaluated for $("$VENV/bin/python" -V))"
+    fi
     pip=("$VENV/bin/pip")
     target=(--python-version "$py" --implementation cp "${PLATFORMS[@]}")
   fi

@@ -5,5 +5,6 @@ name=$1; shift
 start=$(date +%s)
 "$@"
 rc=$?
-printf '== stage %-12s %4ss  %s\n' "$name" "$(( $(date +%s) - start ))" "$([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)")"
+if [ $rc -eq 0 ]; then result=ok; else result="FAILED (exit $rc)"; fi
+printf '== stage %-12s %4ss  %s\n' "$name" "$(( $(date +%s) - start ))" "$result"
 exit $rc
