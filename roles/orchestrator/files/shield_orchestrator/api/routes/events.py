@@ -5,7 +5,8 @@ Each SSE ``id:`` is the event's stream entry id. A client that reconnects with
 lost or repeated across a reconnect while the event is still kept (MAXLEN ~). Without it the
 stream starts after ``since`` (an event id; ``0`` replays every kept event), else with the
 events that come next. ``job_id`` keeps one job's events. Keep-alive comments go out every
-``sse_ping_s``; on server shutdown sse-starlette ends the stream and the blocking read with it.
+``sse_ping_s``. On server shutdown sse-starlette sets ``shutdown``: the loop returns after its
+current blocking read, so the response ends properly (last chunk sent) and uvicorn exits.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
+import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -80,9 +82,11 @@ async def stream_events(
         start = "$"
     only = None if job_id is None else str(job_id)
 
+    shutdown = anyio.Event()  # set by sse-starlette when the server shuts down
+
     async def events() -> AsyncIterator[ServerSentEvent]:
         cursor = start
-        while True:
+        while not shutdown.is_set():  # then return: the response ends with its last chunk
             page, cursor = await read_events_page(
                 redis, cursor, only, block_ms=config.sse_block_ms, count=config.sse_batch
             )
@@ -93,4 +97,10 @@ async def stream_events(
                     id=event.id,
                 )
 
-    return EventSourceResponse(events(), ping=config.sse_ping_s, send_timeout=30)
+    return EventSourceResponse(
+        events(),
+        ping=config.sse_ping_s,
+        send_timeout=30,
+        shutdown_event=shutdown,
+        shutdown_grace_period=2 * config.sse_block_ms / 1000 + 0.5,  # > one blocking XREAD
+    )
