@@ -25,11 +25,20 @@ from shield_orchestrator.api import config
 
 # Text with at least one non-whitespace character and no NUL (PostgreSQL text cannot hold one).
 TEXT_PATTERN = r"^[^\x00]*\S[^\x00]*$"
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
 ChunkText = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=config.MAX_CHUNK_CHARS, pattern=TEXT_PATTERN
     ),
+    AfterValidator(_no_nul),
 ]
 SourceUri = Annotated[
     str,
@@ -39,6 +48,7 @@ SourceUri = Annotated[
         max_length=config.MAX_SOURCE_URI_CHARS,
         pattern=TEXT_PATTERN,
     ),
+    AfterValidator(_no_nul),
 ]
 SourceType = Annotated[
     str,
@@ -48,6 +58,7 @@ SourceType = Annotated[
         max_length=config.MAX_SOURCE_TYPE_CHARS,
         pattern=TEXT_PATTERN,
     ),
+    AfterValidator(_no_nul),
 ]
 WORKSPACES: tuple[str, ...] = tuple(config.WORKSPACES)
 DEFAULT_WORKSPACE = WORKSPACES[0]
