@@ -229,8 +229,8 @@ async def bench_saturation(server: RedisServer, logdir: Path) -> result.Benchmar
                 "allowed LLM concurrency",
                 "chunks/s",
                 {
-                    "achieved": [(p["concurrency"], p["rate"]) for p in curve],
-                    "bound": [(p["concurrency"], p["bound"]) for p in curve],
+                    "lightrag engine + double": [(p["concurrency"], p["rate"]) for p in curve],
+                    "LLM bound of that run": [(p["concurrency"], p["bound"]) for p in curve],
                     "pool alone (noop engine, 200 ms)": [
                         (p["concurrency"], p["rate"]) for p in pool_only
                     ],
