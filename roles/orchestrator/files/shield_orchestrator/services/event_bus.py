@@ -54,7 +54,10 @@ class Event:
     data: dict[str, Any]
 
 
-def _fields(event_type: EventType | str, data: Mapping[str, Any], job_id: str) -> dict[str, str]:
+def event_fields(
+    event_type: EventType | str, data: Mapping[str, Any], job_id: str = ""
+) -> dict[str, str]:
+    """The fields of one event entry (also used by scripts that XADD an event themselves)."""
     payload = dict(data)
     payload.setdefault("job_id", job_id)
     return {
@@ -70,7 +73,7 @@ def queue_event(
     """Add the XADD of one event to a pipeline / MULTI (its id is in the pipeline's results)."""
     pipe.xadd(
         keys.EVENTS_STREAM,
-        _fields(event_type, data, job_id),  # type: ignore[arg-type]
+        event_fields(event_type, data, job_id),  # type: ignore[arg-type]
         maxlen=keys.EVENTS_MAXLEN,
         approximate=True,
     )
@@ -82,7 +85,7 @@ async def emit(
     """Append one event; returns its id."""
     entry_id = await redis.xadd(
         keys.EVENTS_STREAM,
-        _fields(event_type, data, job_id),  # type: ignore[arg-type]
+        event_fields(event_type, data, job_id),  # type: ignore[arg-type]
         maxlen=keys.EVENTS_MAXLEN,
         approximate=True,
     )
