@@ -6,6 +6,7 @@ against the session's real PostgreSQL (file vectors: Debian 12's PostgreSQL 15 h
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -165,6 +166,41 @@ async def test_identical_content_in_another_job_reports_the_original(
     second = await engine.process(_chunk("c6", "Erin likes Tokyo.", job="job-b"))
     assert second.detail["duplicate_of"] == first.document_id
     assert (second.entities, second.relations) == (first.entities, first.relations)
+
+
+async def test_chunks_arriving_together_share_an_enqueue_call_and_keep_their_outcomes(
+    engine: LightRAGEngine,
+) -> None:
+    """Coalesced enqueue (engines/lightrag_enqueue.py): fewer LightRAG enqueue calls than
+    chunks, yet each chunk keeps its own id, its own failure and its own duplicate mapping."""
+    from lightrag.base import DocStatus
+
+    ok = [_chunk(f"g{n}", f"Gina{n} visits Lima{n}.", job="job-g") for n in range(4)]
+    twin_a = _chunk("t1", "Zed paints Quito.", job="job-t")
+    twin_b = _chunk("t1", "Zed paints Quito.", job="job-u")  # identical content, other job
+    poison = _chunk("g-bad", "Mallory spoils Group Commit.", job="job-g")
+    redelivered = ok[0]  # the same chunk twice at once (a redelivery)
+    before = engine.enqueue_calls
+    chunks = [*ok, twin_a, twin_b, poison, redelivered]
+    results = await asyncio.gather(*(engine.process(c) for c in chunks), return_exceptions=True)
+    assert engine.enqueue_calls - before <= 2 < len(chunks)
+    by_chunk = dict(zip(range(len(chunks)), results, strict=True))
+    for n, c in enumerate(ok):
+        result = by_chunk[n]
+        assert not isinstance(result, BaseException), result
+        assert result.document_id == document_id(c)
+        assert result.entities == 2
+    assert by_chunk[len(chunks) - 1] == by_chunk[0]  # the redelivery shares the outcome
+    a, b = by_chunk[4], by_chunk[5]
+    assert not isinstance(a, BaseException)
+    assert not isinstance(b, BaseException)
+    assert a.document_id == b.document_id  # one stored document for the identical content
+    assert {a.detail.get("duplicate_of"), b.detail.get("duplicate_of")} == {None, a.document_id}
+    assert isinstance(by_chunk[6], ChunkError)
+    assert "injected 500" in str(by_chunk[6])
+    failed = await engine.rag.doc_status.get_docs_by_statuses([DocStatus.FAILED])
+    assert document_id(poison) in failed
+    assert not [k for k, v in failed.items() if (v.metadata or {}).get("is_duplicate")]
 
 
 async def test_tiktoken_without_a_seeded_cache_refuses_to_start(

@@ -17,7 +17,8 @@ How a chunk goes through LightRAG (1.5.7 semantics):
                                  pipeline is busy, so it cannot serve a running pool)
         absent                -> apipeline_enqueue_documents (never ainsert: the caller that
                                  happens to own LightRAG's processing loop would not return
-                                 while work keeps arriving)
+                                 while work keeps arriving), coalesced with the chunks that
+                                 arrive meanwhile into one call (engines/lightrag_enqueue.py)
       identical content already stored under another id -> LightRAG writes a failed "dup"
         record; we drop that record and report the original document's result
       wake the driver; wait for the poller to see processed | failed
@@ -25,9 +26,15 @@ How a chunk goes through LightRAG (1.5.7 semantics):
         failed    -> EngineOverloaded if the LLM said 429/503/timeout, else ChunkError with
                      LightRAG's error message
 
-Two supervised background tasks: the *driver* runs ``apipeline_process_enqueue_documents``
-whenever woken (LightRAG's mailbox feeds documents enqueued meanwhile into the running loop),
-the *poller* reads the doc status of every awaited document in one call per period.
+Three supervised background tasks: the *enqueuer* makes the coalesced enqueue calls, the
+*driver* runs ``apipeline_process_enqueue_documents`` whenever woken (LightRAG's mailbox feeds
+documents enqueued meanwhile into the running loop), the *poller* reads the doc status of
+every awaited document in one call per period.
+
+``max_concurrency`` (the chunks the pool keeps in flight) is max_parallel_insert plus a
+backlog of as many again: LightRAG processes at most max_parallel_insert documents at once,
+and a document that finishes is replaced at once from its own queue instead of after the
+poller has seen it, the pool has acknowledged it and the next chunk has been enqueued.
 """
 
 from __future__ import annotations
@@ -36,13 +43,11 @@ import asyncio
 import contextlib
 import logging
 import socket
-import uuid
 from typing import Any
 
 import redis.asyncio as aioredis
 from lightrag import LightRAG
 from lightrag.base import DocStatus
-from lightrag.parser.routing import resolve_chunk_options
 
 from shield_orchestrator.engines import lightrag_setup
 from shield_orchestrator.engines.base import (
@@ -54,6 +59,7 @@ from shield_orchestrator.engines.base import (
     PermanentChunkError,
 )
 from shield_orchestrator.engines.config import EngineConfig
+from shield_orchestrator.engines.lightrag_enqueue import DocumentEnqueuer
 from shield_orchestrator.engines.ollama_binding import OVERLOAD_MARKER, OllamaBinding
 from shield_orchestrator.engines.workspace_lock import WorkspaceLock, lease_host
 
@@ -79,7 +85,7 @@ class LightRAGEngine:
 
     def __init__(self, config: EngineConfig, *, rag: LightRAG | None = None) -> None:
         self.config = config
-        self.max_concurrency = config.max_parallel_insert
+        self.max_concurrency = 2 * config.max_parallel_insert  # see the module docstring
         self._rag = rag
         self._lock: WorkspaceLock | None = None
         self._redis: aioredis.Redis | None = None
@@ -89,6 +95,7 @@ class LightRAGEngine:
         self._failure: BaseException | None = None
         self._started = False
         self._ollama: OllamaBinding | None = None  # engine lightrag: the one Ollama client
+        self._enqueuer: DocumentEnqueuer | None = None
 
     # --- construction (overridden by the offline engine) ---------------------------------------
     def build_rag(self) -> LightRAG:
@@ -111,6 +118,11 @@ class LightRAGEngine:
             raise EngineError(f"engine {self.name} is not started")
         return self._rag
 
+    @property
+    def enqueue_calls(self) -> int:
+        """LightRAG enqueue calls made so far (chunks arriving together share one)."""
+        return self._enqueuer.calls if self._enqueuer is not None else 0
+
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         if self.config.redis_url:
@@ -131,7 +143,11 @@ class LightRAGEngine:
         except BaseException:
             await self._release_lock()
             raise
+        self._enqueuer = DocumentEnqueuer(self._rag, self.max_concurrency)
         self._tasks = [
+            asyncio.create_task(
+                self._supervise(self._enqueuer.run, "enqueuer"), name="lightrag-enqueuer"
+            ),
             asyncio.create_task(self._supervise(self._drive, "driver"), name="lightrag-driver"),
             asyncio.create_task(self._supervise(self._poll, "poller"), name="lightrag-poller"),
         ]
@@ -156,9 +172,12 @@ class LightRAGEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        closed = ChunkError(f"engine {self.name} closed")
+        if self._enqueuer is not None:
+            self._enqueuer.fail_all(closed)
         for future in self._waiters.values():
             if not future.done():
-                future.set_exception(ChunkError(f"engine {self.name} closed"))
+                future.set_exception(closed)
         self._waiters.clear()
         if self._rag is not None:
             await self._rag.finalize_storages()
@@ -210,31 +229,10 @@ class LightRAGEngine:
 
     async def _enqueue(self, chunk: ChunkInput, doc_id: str) -> str | None:
         """Enqueue; return the original doc id when LightRAG found the content already stored."""
-        rag = self.rag
-        track_id = f"shield-{uuid.uuid4().hex}"
-        await rag.apipeline_enqueue_documents(
-            [chunk.text],
-            ids=[doc_id],
-            file_paths=[document_path(chunk)],
-            track_id=track_id,
-            chunk_options=resolve_chunk_options(rag.addon_params),
-        )
-        records = await rag.aget_docs_by_track_id(track_id)
-        dups = {k: v for k, v in records.items() if (v.metadata or {}).get("is_duplicate")}
-        if not dups:
-            return None
-        await rag.doc_status.delete(list(dups))  # the "dup" records: not documents of ours
-        original = str(next(iter(dups.values())).metadata.get("original_doc_id") or "")
-        log.info(
-            "chunk %s/%s: content already stored as %s",
-            chunk.job_id,
-            chunk.chunk_id,
-            original,
-            extra={"action": "engine.duplicate_content"},
-        )
-        if not original or original == doc_id:
-            raise ChunkError(f"LightRAG refused document {doc_id} as a duplicate: {dups}")
-        return original
+        if self._enqueuer is None:
+            raise EngineError(f"engine {self.name} is not started")
+        label = f"{chunk.job_id}/{chunk.chunk_id}"
+        return await self._enqueuer.enqueue(doc_id, chunk.text, document_path(chunk), label)
 
     async def _reset_failed(self, doc_id: str, record: dict[str, Any]) -> None:
         """FAILED -> PENDING with LightRAG's own reset update (keeps one record per chunk)."""
@@ -295,9 +293,12 @@ class LightRAGEngine:
                 what,
                 extra={"action": "engine.task_died", "task": what},
             )
+            died = ChunkError(f"engine {what} died: {exc!r}")
+            if self._enqueuer is not None:
+                self._enqueuer.fail_all(died)
             for future in self._waiters.values():
                 if not future.done():
-                    future.set_exception(ChunkError(f"engine {what} died: {exc!r}"))
+                    future.set_exception(died)
 
     async def _drive(self) -> None:
         rag = self.rag

@@ -1,0 +1,145 @@
+"""Coalesced enqueue into LightRAG: chunks that arrive together share one enqueue call.
+
+Why (lightrag-hku 1.5.7, lightrag/pipeline.py ``apipeline_enqueue_documents``): every call
+takes the workspace's enqueue lock (callers queue behind each other), scans for duplicate
+ids, paths and content, and persists ``full_docs`` and ``doc_status`` -- with the file
+storages, two whole-file rewrites per call. One call per chunk therefore cost two file
+rewrites per chunk and kept each chunk waiting behind the others' writes, while LightRAG's
+pipeline sat idle waiting for its next document (bench/bench_flow.py, offline benchmark).
+
+Here the first chunk starts a call at once; chunks arriving while it runs are collected and
+go together into the next call (group commit: no timer, no added latency when idle). Each
+chunk keeps its own document id, file path and outcome:
+
+    admitted          -> None (the caller waits for its processing)
+    identical content already stored under another id (LightRAG wrote a failed "dup" record
+                      for it) -> the dup record is deleted, the original's id is returned
+    refused as a duplicate of itself -> ChunkError (the caller's retry finds the document)
+    the call raised   -> every chunk of that call gets the exception (as with one call each)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from lightrag import LightRAG
+from lightrag.parser.routing import resolve_chunk_options
+from lightrag.utils_pipeline import normalize_document_file_path
+
+from shield_orchestrator.engines.base import ChunkError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Doc:
+    doc_id: str
+    text: str
+    file_path: str
+    label: str  # job/chunk, for logs
+    future: asyncio.Future[str | None] = field(repr=False)
+
+
+class DocumentEnqueuer:
+    """Group commit of ``apipeline_enqueue_documents`` calls (see the module docstring).
+
+    :meth:`run` is the engine's supervised background task; :meth:`enqueue` is called by
+    ``process`` and returns the original's document id for duplicate content, else None.
+    """
+
+    def __init__(self, rag: LightRAG, max_batch: int) -> None:
+        self._rag = rag
+        self._max_batch = max(1, max_batch)
+        self._queue: dict[str, _Doc] = {}  # doc id -> waiting for the next call
+        self._current: list[_Doc] = []  # in the running call
+        self._ready = asyncio.Event()
+        self.calls = 0  # enqueue calls made (tests, benchmarks)
+
+    async def enqueue(self, doc_id: str, text: str, file_path: str, label: str) -> str | None:
+        doc = self._queue.get(doc_id) or next(
+            (d for d in self._current if d.doc_id == doc_id), None
+        )
+        if doc is None:  # a redelivery of a queued chunk shares its outcome
+            future = asyncio.get_running_loop().create_future()
+            doc = _Doc(doc_id, text, file_path, label, future)
+            self._queue[doc_id] = doc
+            self._ready.set()
+        # shield: a cancelled caller (pool timeout) leaves the document in the call
+        return await asyncio.shield(doc.future)
+
+    def fail_all(self, exc: BaseException) -> None:
+        """Fail every waiting chunk (the engine closes or the task died)."""
+        for doc in [*self._current, *self._queue.values()]:
+            if not doc.future.done():
+                doc.future.set_exception(exc)
+        self._queue.clear()
+        self._current = []
+
+    async def run(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._queue:
+                ids = list(self._queue)[: self._max_batch]
+                self._current = [self._queue.pop(i) for i in ids]
+                try:
+                    outcomes = await self._call(self._current)
+                except Exception as exc:  # the call's error is each of its chunks' error
+                    outcomes = dict.fromkeys(ids, exc)
+                for doc in self._current:
+                    outcome = outcomes.get(doc.doc_id)
+                    if doc.future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        doc.future.set_exception(outcome)
+                    else:
+                        doc.future.set_result(outcome)
+                self._current = []
+
+    async def _call(self, docs: list[_Doc]) -> dict[str, str | BaseException | None]:
+        rag = self._rag
+        track_id = f"shield-{uuid.uuid4().hex}"
+        ids = [d.doc_id for d in docs]
+        self.calls += 1
+        await rag.apipeline_enqueue_documents(
+            [d.text for d in docs],
+            ids=ids,
+            file_paths=[d.file_path for d in docs],
+            track_id=track_id,
+            chunk_options=resolve_chunk_options(rag.addon_params),
+        )
+        rows = await rag.doc_status.get_by_ids(ids)
+        if all(row is not None and row.get("track_id") == track_id for row in rows):
+            return {}  # all admitted (the usual case): no scan for dup records
+        records = await rag.aget_docs_by_track_id(track_id)
+        dups = {k: v for k, v in records.items() if (v.metadata or {}).get("is_duplicate")}
+        if not dups:
+            return {}
+        await rag.doc_status.delete(list(dups))  # the "dup" records: not documents of ours
+        by_path: dict[str, list[Any]] = {}
+        for record in dups.values():
+            by_path.setdefault(str(record.file_path), []).append(record)
+        outcomes: dict[str, str | BaseException | None] = {}
+        for doc in docs:
+            found = by_path.get(normalize_document_file_path(doc.file_path))
+            if not found:
+                continue  # admitted
+            original = str(found[0].metadata.get("original_doc_id") or "")
+            log.info(
+                "chunk %s: content already stored as %s",
+                doc.label,
+                original,
+                extra={"action": "engine.duplicate_content"},
+            )
+            if not original or original == doc.doc_id:
+                outcomes[doc.doc_id] = ChunkError(
+                    f"LightRAG refused document {doc.doc_id} as a duplicate: "
+                    f"{[str(r.error_msg) for r in found]}"
+                )
+            else:
+                outcomes[doc.doc_id] = original
+        return outcomes
