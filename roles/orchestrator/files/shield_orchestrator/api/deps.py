@@ -2,6 +2,10 @@
 
 The lifespan (app.py) builds one :class:`ApiContext` and keeps it on ``app.state.ctx``;
 routes ask for its parts by type: ``redis: RedisDep``, ``registry: RegistryDep``, ...
+
+Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool,
+a thread hop (and a wait for a free thread under load) per dependency per request, for what
+is an attribute read.
 """
 
 from __future__ import annotations
@@ -28,29 +32,33 @@ class ApiContext:
     metrics: ApiMetrics
 
 
-def get_context(request: Request) -> ApiContext:
+def context_of(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
 
 
-def _redis(request: Request) -> Redis:
-    return get_context(request).redis
+async def get_context(request: Request) -> ApiContext:
+    return context_of(request)
 
 
-def _db(request: Request) -> Any:
-    return get_context(request).db
+async def _redis(request: Request) -> Redis:
+    return context_of(request).redis
 
 
-def _registry(request: Request) -> JobRegistry:
-    return get_context(request).registry
+async def _db(request: Request) -> Any:
+    return context_of(request).db
 
 
-def _config(request: Request) -> ApiConfig:
+async def _registry(request: Request) -> JobRegistry:
+    return context_of(request).registry
+
+
+async def _config(request: Request) -> ApiConfig:
     config: ApiConfig = request.app.state.config
     return config
 
 
-def _metrics(request: Request) -> ApiMetrics:
+async def _metrics(request: Request) -> ApiMetrics:
     metrics: ApiMetrics = request.app.state.metrics
     return metrics
 
