@@ -20,6 +20,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "preflight.yml"
+TOKENIZER_FILE = "<an o200k_base.tiktoken file>"  # replaced by a real file on the controller
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +90,16 @@ CASES = {
         ["three different keys"],
     ),
     "lightrag_many_processes": (
-        {"orchestrator_engine": "lightrag", "orchestrator_workers_processes": 2},
+        {
+            "orchestrator_engine": "lightrag",
+            "orchestrator_workers_processes": 2,
+            "orchestrator_engine_tiktoken_file": TOKENIZER_FILE,
+        },
         ["orchestrator_workers_processes=2", "lightrag_server"],
+    ),
+    "lightrag_without_tokenizer_file": (
+        {"orchestrator_engine": "lightrag"},
+        ["orchestrator_engine_tiktoken_file", "o200k_base", "without a download"],
     ),
     "production_without_vault": (
         {
@@ -111,11 +120,29 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def results(inventory: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+def tokenizer_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("tiktoken") / "o200k_base.tiktoken"
+    path.write_text("aGVsbG8= 0\n")  # the format's shape; preflight checks presence and name only
+    return str(path)
+
+
+def with_file(extra: dict[str, object], tokenizer_file: str) -> dict[str, object]:
+    return {k: tokenizer_file if v == TOKENIZER_FILE else v for k, v in extra.items()}
+
+
+def test_lightrag_with_a_tokenizer_file_passes(inventory: Path, tokenizer_file: str) -> None:
+    extra = {"orchestrator_engine": "lightrag", "orchestrator_engine_tiktoken_file": tokenizer_file}
+    result = run_preflight(inventory, extra)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def results(inventory: Path, tokenizer_file: str) -> dict[str, subprocess.CompletedProcess[str]]:
     """Every case's run, three at a time (each is an ansible-playbook start-up)."""
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {
-            case: pool.submit(run_preflight, inventory, extra) for case, (extra, _) in CASES.items()
+            case: pool.submit(run_preflight, inventory, with_file(extra, tokenizer_file))
+            for case, (extra, _) in CASES.items()
         }
         return {case: f.result() for case, f in futures.items()}
 
