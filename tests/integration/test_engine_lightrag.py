@@ -203,6 +203,23 @@ async def test_chunks_arriving_together_share_an_enqueue_call_and_keep_their_out
     assert not [k for k, v in failed.items() if (v.metadata or {}).get("is_duplicate")]
 
 
+async def test_a_finished_document_is_reported_without_waiting_for_the_poll(
+    double: OllamaDouble, tmp_path: Path
+) -> None:
+    """LightRAG's own write of processed/failed wakes the engine (its doc-status hook): with a
+    one-hour poll period, results and failures still come back (wait_for only bounds a broken
+    run)."""
+    eng = LightRAGEngine(_config(double, tmp_path / "w", status_poll_s=3600.0))
+    await eng.start()
+    try:
+        result = await asyncio.wait_for(eng.process(_chunk("h1", "Hana meets Ivo.")), 60)
+        assert (result.entities, result.relations) == (2, 1)
+        with pytest.raises(ChunkError, match="injected 500"):
+            await asyncio.wait_for(eng.process(_chunk("h2", "Mallory hooks Nothing.")), 60)
+    finally:
+        await eng.close()
+
+
 async def test_tiktoken_without_a_seeded_cache_refuses_to_start(
     double: OllamaDouble, tmp_path: Path
 ) -> None:

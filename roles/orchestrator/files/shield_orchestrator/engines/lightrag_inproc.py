@@ -29,7 +29,14 @@ How a chunk goes through LightRAG (1.5.7 semantics):
 Three supervised background tasks: the *enqueuer* makes the coalesced enqueue calls, the
 *driver* runs ``apipeline_process_enqueue_documents`` whenever woken (LightRAG's mailbox feeds
 documents enqueued meanwhile into the running loop), the *poller* reads the doc status of
-every awaited document in one call per period.
+awaited documents. LightRAG has no completion callback, so the engine wraps its own
+``doc_status.upsert`` (in 1.5.7 every status transition of the pipeline goes through it:
+``_upsert_doc_status_transition``): a write of processed/failed for an awaited document wakes
+the poller at once, which then reads just those documents (the status it reports is always
+the one read back from the storage). Every status_poll_ms the poller also reads all awaited
+documents, a safety net for a write through any other path. Polling every awaited document
+every 10 ms instead cost more CPU than the rest of the engine (~1,000 doc-status rows read
+and decoded per chunk with 48 chunks in flight on PostgreSQL storages).
 
 ``max_concurrency`` (the chunks the pool keeps in flight) is max_parallel_insert plus a
 backlog of as many again: LightRAG processes at most max_parallel_insert documents at once,
@@ -91,6 +98,8 @@ class LightRAGEngine:
         self._redis: aioredis.Redis | None = None
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._wake = asyncio.Event()
+        self._written: set[str] = set()  # awaited documents whose terminal status was written
+        self._status_written = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: BaseException | None = None
         self._started = False
@@ -140,6 +149,7 @@ class LightRAGEngine:
             if self._rag is None:
                 self._rag = self.build_rag()
             await self._rag.initialize_storages()
+            self._hook_status_writes(self._rag)
         except BaseException:
             await self._release_lock()
             raise
@@ -315,16 +325,49 @@ class LightRAGEngine:
                 )
                 await asyncio.sleep(self.config.status_poll_s * 10)
 
+    def _hook_status_writes(self, rag: LightRAG) -> None:
+        """Wake the poller when LightRAG writes a terminal status of an awaited document."""
+        storage = rag.doc_status
+        upsert = storage.upsert
+        if getattr(upsert, "_shield_hook", False):
+            return
+
+        async def upsert_and_signal(data: dict[str, dict[str, Any]]) -> None:
+            await upsert(data)
+            done = {
+                k
+                for k, v in data.items()
+                if k in self._waiters and isinstance(v, dict) and _status(v) in TERMINAL
+            }
+            if done:
+                self._written |= done
+                self._status_written.set()
+
+        upsert_and_signal._shield_hook = True  # type: ignore[attr-defined]
+        setattr(storage, "upsert", upsert_and_signal)  # noqa: B010  # an instance attribute
+
+    async def _next_poll(self) -> list[str]:
+        """The awaited documents to read: those just written, or all of them every period."""
+        try:
+            await asyncio.wait_for(self._status_written.wait(), self.config.status_poll_s)
+            signalled = True
+        except TimeoutError:
+            signalled = False
+        self._status_written.clear()
+        written, self._written = self._written, set()
+        if signalled:
+            return [doc_id for doc_id in written if doc_id in self._waiters]
+        return list(self._waiters)
+
     async def _poll(self) -> None:
         from lightrag.kg.shared_storage import get_namespace_data
 
         rag = self.rag
         pipeline = await get_namespace_data("pipeline_status", workspace=rag.workspace)
         while True:
-            await asyncio.sleep(self.config.status_poll_s)
-            if not self._waiters:
+            ids = await self._next_poll()
+            if not ids:
                 continue
-            ids = list(self._waiters)
             rows = await rag.doc_status.get_by_ids(ids)
             still_waiting = False
             for doc_id, row in zip(ids, rows, strict=True):
