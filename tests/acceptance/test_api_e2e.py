@@ -3,7 +3,8 @@ process (``python -m shield_orchestrator.workers``), spoken to over real HTTP.
 
 What is proved: submit -> SSE progress up to ingestion.completed -> GET /jobs/{id} at 100 %;
 the API refuses to start without SHIELD_API_KEYS (naming it); on SIGTERM an open SSE stream
-is closed cleanly (last chunk sent) and the lifespan shuts down.
+is closed cleanly (last chunk sent) and the lifespan shuts down; a port already taken is a
+failed start (exit 3), not a clean exit.
 """
 
 from __future__ import annotations
@@ -131,3 +132,20 @@ def test_refuses_to_start_without_api_keys(env: dict[str, str]) -> None:
         assert done.returncode == 2, done.stderr
         assert "SHIELD_API_KEYS" in done.stderr
         assert "short" not in done.stderr  # a real (if bad) key is never printed
+
+
+def test_a_port_already_taken_is_a_failed_start(env: dict[str, str]) -> None:
+    """serve() exits 3 (uvicorn's startup failure) when it cannot listen: systemd's
+    Restart=on-failure then retries, where an exit 0 would leave the service down."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "shield_orchestrator.api", "--host", LOOPBACK,
+             "--port", str(port)],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 3, done.stderr

@@ -224,6 +224,12 @@ def _bad_bodies() -> list[tuple[str, Any, list[Any]]]:
          {"chunks": [good, good | {"source_uri": "test://y"}], "source_type": "t"},
          ["body", "chunks"]),
         ("body not an object", [1, 2], ["body"]),
+        ("NUL in text", {"chunks": [good | {"text": "fine\x00fine"}], "source_type": "t"},
+         ["body", "chunks", 0, "text"]),
+        ("NUL in source_uri", {"chunks": [good | {"source_uri": "\x00"}], "source_type": "t"},
+         ["body", "chunks", 0, "source_uri"]),
+        ("NUL in source_type", {"chunks": [good], "source_type": "t\x00"},
+         ["body", "source_type"]),
     ]  # fmt: skip
 
 
@@ -249,6 +255,16 @@ async def test_duplicate_chunk_detail_names_both_chunks(api: Any) -> None:
     r = await api.post(URL, json={"chunks": chunks, "source_type": "t"}, headers=HEADERS)
     assert r.status_code == 422
     assert "chunks[3].text duplicates chunks[1].text" in r.text
+
+
+async def test_nul_or_blank_text_is_named_in_words_not_as_a_pattern(api: Any) -> None:
+    for text in ("a\x00b", "\x00", " \x00 "):
+        chunk = {"text": text, "source_uri": "u"}
+        r = await api.post(URL, json={"chunks": [chunk], "source_type": "t"}, headers=HEADERS)
+        assert r.status_code == 422
+        [item] = r.json()["detail"]
+        assert item["loc"] == ["body", "chunks", 0, "text"]
+        assert item["msg"] == "must hold a non-whitespace character and no NUL character"
 
 
 async def test_invalid_json_is_422(api: Any, redis_client: Any, pg_pool: Any) -> None:

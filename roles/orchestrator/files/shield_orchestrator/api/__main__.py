@@ -12,7 +12,9 @@ does not walk them in the middle of a request.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import socket
 import sys
 
 import uvicorn
@@ -23,6 +25,8 @@ from shield_orchestrator.api.config import ApiConfig
 from shield_orchestrator.errors import ConfigError
 from shield_orchestrator.logs import setup_logging
 from shield_orchestrator.settings import load_settings
+
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,11 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def serve(app: FastAPI, host: str, port: int) -> None:
-    """Run ``app`` under uvicorn until SIGTERM/SIGINT, as the service does."""
-    gc.collect()
-    gc.freeze()  # startup objects: never collected, so never walked again
-    uvicorn.run(
+def serve(app: FastAPI, host: str, port: int, sockets: list[socket.socket] | None = None) -> None:
+    """Run ``app`` under uvicorn until SIGTERM/SIGINT, as the service does (on ``sockets``
+    already bound, when given: several processes can then share a port)."""
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -58,6 +61,13 @@ def serve(app: FastAPI, host: str, port: int) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    server = uvicorn.Server(config)
+    gc.collect()
+    gc.freeze()  # startup objects: never collected, so never walked again
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=sockets)
+    if not server.started:  # as uvicorn.run: a server that never started is a failed start
+        sys.exit(STARTUP_FAILURE)
 
 
 if __name__ == "__main__":

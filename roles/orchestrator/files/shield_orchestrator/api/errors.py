@@ -24,6 +24,7 @@ from redis.exceptions import OutOfMemoryError as RedisOutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shield_orchestrator.api.config import ApiConfig
+from shield_orchestrator.api.models import TEXT_PATTERN
 from shield_orchestrator.errors import JobNotFound
 from shield_orchestrator.services.job_registry import QueueFull, RegistryError
 
@@ -49,6 +50,10 @@ def _validation_items(exc: RequestValidationError) -> list[dict[str, Any]]:
         msg = str(err.get("msg", "invalid"))
         if err.get("type") == "json_invalid":
             msg = f"invalid JSON: {err.get('ctx', {}).get('error', msg)}"
+        elif err.get("type") == "string_pattern_mismatch" and (
+            err.get("ctx", {}).get("pattern") == TEXT_PATTERN
+        ):
+            msg = "must hold a non-whitespace character and no NUL character"
         items.append({"loc": loc, "msg": msg, "type": str(err.get("type", "value_error"))})
     return items
 

@@ -25,12 +25,31 @@ IdempotencyKey = Annotated[
 ]
 
 
+_JOB_ID = "{job_id}"
+
+
+def _paths(request: Request) -> tuple[str, str]:
+    """The paths of GET /jobs/{job_id} (with the placeholder) and of the event stream, as
+    ``url_for`` gives them; resolved once per app and root path (url_for walks every router)."""
+    root = str(request.scope.get("root_path", ""))
+    cache: dict[str, tuple[str, str]] | None = getattr(request.app.state, "ingest_paths", None)
+    if cache is None:
+        cache = request.app.state.ingest_paths = {}
+    if root not in cache:
+        cache[root] = (
+            str(request.url_for("get_job", job_id=_JOB_ID).path),
+            str(request.url_for("stream_events").path),
+        )
+    return cache[root]
+
+
 def accepted(
     request: Request, response: Response, created: Created, retry_of: str | None = None
 ) -> JobAccepted:
     """The 202 body and Location header of a created (or replayed) job."""
-    status_url = str(request.url_for("get_job", job_id=created.job_id).path)
-    events_url = f"{request.url_for('stream_events').path}?job_id={created.job_id}"
+    job_path, events_path = _paths(request)
+    status_url = job_path.replace(_JOB_ID, created.job_id)
+    events_url = f"{events_path}?job_id={created.job_id}"
     response.headers["Location"] = status_url
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
