@@ -40,10 +40,10 @@ clean-hosts: ## remove containers, networks and mounts left by the harness (only
 	@$(HARNESS)/clean-hosts.sh
 
 PROVIDES += molecule sandbox-down
-# `make test` proves the harness itself (boot a host, start a hardened unit), then the
-# `default` scenario (all-in-one Debian 12 host: converge site.yml, idempotence, --check,
-# verify with a real ingestion). `debian13` passes too but is left to `make molecule` to keep
-# CI short; `cluster` does not pass yet (issue 4/8).
-molecule-ci: hosts-image wheelhouse ## the molecule scenarios `make test` runs (default)
-	@MOLECULE_LOG_DIR=$(CURDIR)/$(BUILD)/molecule $(HARNESS)/molecule.sh default
+# `make test` proves the harness itself (boot a host, start a hardened unit), then every
+# scenario: `default` (all-in-one Debian 12 host: converge site.yml, idempotence, --check,
+# verify with a real ingestion, a `-t workers` redeploy), `cluster` (data host + two worker
+# hosts, a job spread over both, the rolling restart under an ingestion) and `debian13`.
+molecule-ci: hosts-image wheelhouse ## the molecule scenarios `make test` runs (all of them)
+	@MOLECULE_LOG_DIR=$(CURDIR)/$(BUILD)/molecule $(HARNESS)/molecule.sh $(MOLECULE_SCENARIOS)
 EXTRA_TEST_STAGES += harness-selftest molecule-ci
