@@ -13,11 +13,17 @@ BOOT_TIMEOUT_S=60
 
 case ${1:-} in
   up)
-    if [ "$(podman container inspect -f '{{.State.Running}}' "$NAME" 2>/dev/null)" = true ]; then
+    # "Running" alone is not enough: after the machine restarts, podman can still report a
+    # container whose processes are gone as running; only one that answers an exec is kept.
+    if [ "$(podman container inspect -f '{{.State.Running}}' "$NAME" 2>/dev/null)" = true ] &&
+      podman exec "$NAME" true 2>/dev/null; then
       echo "sandbox-hosts: $NAME is running ($(podman container inspect -f '{{.ImageName}}' "$NAME"))"
       exit 0
     fi
-    podman container exists "$NAME" && podman rm -f -t 5 "$NAME" >/dev/null
+    if podman container exists "$NAME"; then
+      echo "sandbox-hosts: $NAME exists but does not answer; recreating it (its deployment is redone)"
+      podman rm -f -t 5 "$NAME" >/dev/null
+    fi
     podman run -d --pull=never --name "$NAME" --hostname "$NAME" \
       --label "$HARNESS_LABEL=sandbox" --systemd=always --privileged \
       "$SHIELD_IMAGE_DEBIAN12" >/dev/null
