@@ -282,9 +282,10 @@ async def bench_saturation(server: RedisServer, logdir: Path) -> result.Benchmar
             f"process spends {head['cpu_ms_per_chunk']:.0f} ms of CPU per chunk "
             f"({floor['cpu_ms_per_chunk']:.0f} ms with the instant model), where the bound "
             f"needs <= {1000 / head['bound']:.0f} ms per chunk on one core. That CPU is "
-            "lightrag-hku's (bench/README.md, 'What limits the LLM saturation'): entity and "
-            "relation merging, ~140 storage queries per chunk with the PostgreSQL storages, "
-            "and every vector file rewritten whole after every document."
+            "lightrag-hku's own (profile in the notes): entity and relation merging, ~150 "
+            "PostgreSQL statements per chunk through its storages (each with a pool checkout "
+            "and a reset round trip), and every vector file rewritten whole after every "
+            "document (no pgvector on Debian 12)."
         ),
         notes=[
             f"WorkerPool in the benchmark process (pool size = engine.max_concurrency = "

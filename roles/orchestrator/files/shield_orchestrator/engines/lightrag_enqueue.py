@@ -35,6 +35,15 @@ from shield_orchestrator.engines.base import ChunkError
 log = logging.getLogger(__name__)
 
 
+def fail_future(future: asyncio.Future[Any], exc: BaseException) -> None:
+    """Fail ``future`` (unless done) and mark its exception retrieved: the callers await it
+    through ``asyncio.shield``, so one cancelled by the pool's timeout never reads it, and
+    asyncio would log "Future exception was never retrieved" for it."""
+    if not future.done():
+        future.set_exception(exc)
+        future.exception()
+
+
 @dataclass(slots=True)
 class _Doc:
     doc_id: str
@@ -74,8 +83,7 @@ class DocumentEnqueuer:
     def fail_all(self, exc: BaseException) -> None:
         """Fail every waiting chunk (the engine closes or the task died)."""
         for doc in [*self._current, *self._queue.values()]:
-            if not doc.future.done():
-                doc.future.set_exception(exc)
+            fail_future(doc.future, exc)
         self._queue.clear()
         self._current = []
 
@@ -95,7 +103,7 @@ class DocumentEnqueuer:
                     if doc.future.done():
                         continue
                     if isinstance(outcome, BaseException):
-                        doc.future.set_exception(outcome)
+                        fail_future(doc.future, outcome)
                     else:
                         doc.future.set_result(outcome)
                 self._current = []

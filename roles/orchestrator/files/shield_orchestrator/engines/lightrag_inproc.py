@@ -33,10 +33,11 @@ awaited documents. LightRAG has no completion callback, so the engine wraps its 
 ``doc_status.upsert`` (in 1.5.7 every status transition of the pipeline goes through it:
 ``_upsert_doc_status_transition``): a write of processed/failed for an awaited document wakes
 the poller at once, which then reads just those documents (the status it reports is always
-the one read back from the storage). Every status_poll_ms the poller also reads all awaited
-documents, a safety net for a write through any other path. Polling every awaited document
-every 10 ms instead cost more CPU than the rest of the engine (~1,000 doc-status rows read
-and decoded per chunk with 48 chunks in flight on PostgreSQL storages).
+the one read back from the storage). As a safety net for a write through any other path,
+the poller also reads every awaited document: each status_poll_ms while LightRAG's pipeline is
+idle, every BUSY_FULL_POLL_PERIODS periods while it runs (its writes come through the hook).
+Reading every awaited document every 10 ms instead cost more CPU than the rest of the engine
+(~1,000 doc-status rows read and decoded per chunk with 48 chunks in flight on PostgreSQL).
 
 ``max_concurrency`` (the chunks the pool keeps in flight) is max_parallel_insert plus a
 backlog of as many again: LightRAG processes at most max_parallel_insert documents at once,
@@ -66,12 +67,13 @@ from shield_orchestrator.engines.base import (
     PermanentChunkError,
 )
 from shield_orchestrator.engines.config import EngineConfig
-from shield_orchestrator.engines.lightrag_enqueue import DocumentEnqueuer
+from shield_orchestrator.engines.lightrag_enqueue import DocumentEnqueuer, fail_future
 from shield_orchestrator.engines.ollama_binding import OVERLOAD_MARKER, OllamaBinding
 from shield_orchestrator.engines.workspace_lock import WorkspaceLock, lease_host
 
 log = logging.getLogger(__name__)
 TERMINAL = frozenset({DocStatus.PROCESSED.value, DocStatus.FAILED.value})
+BUSY_FULL_POLL_PERIODS = 20  # while LightRAG's pipeline runs, read every awaited doc this seldom
 
 
 def document_id(chunk: ChunkInput) -> str:
@@ -100,6 +102,7 @@ class LightRAGEngine:
         self._wake = asyncio.Event()
         self._written: set[str] = set()  # awaited documents whose terminal status was written
         self._status_written = asyncio.Event()
+        self._last_full_poll = 0.0  # event loop time of the last read of every awaited doc
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: BaseException | None = None
         self._started = False
@@ -186,8 +189,7 @@ class LightRAGEngine:
         if self._enqueuer is not None:
             self._enqueuer.fail_all(closed)
         for future in self._waiters.values():
-            if not future.done():
-                future.set_exception(closed)
+            fail_future(future, closed)
         self._waiters.clear()
         if self._rag is not None:
             await self._rag.finalize_storages()
@@ -307,8 +309,7 @@ class LightRAGEngine:
             if self._enqueuer is not None:
                 self._enqueuer.fail_all(died)
             for future in self._waiters.values():
-                if not future.done():
-                    future.set_exception(died)
+                fail_future(future, died)
 
     async def _drive(self) -> None:
         rag = self.rag
@@ -346,18 +347,23 @@ class LightRAGEngine:
         upsert_and_signal._shield_hook = True  # type: ignore[attr-defined]
         setattr(storage, "upsert", upsert_and_signal)  # noqa: B010  # an instance attribute
 
-    async def _next_poll(self) -> list[str]:
-        """The awaited documents to read: those just written, or all of them every period."""
+    async def _next_poll(self, pipeline: Any) -> list[str]:
+        """The awaited documents to read: those just written, or all of them (safety net)."""
+        period = self.config.status_poll_s
         try:
-            await asyncio.wait_for(self._status_written.wait(), self.config.status_poll_s)
+            await asyncio.wait_for(self._status_written.wait(), period)
             signalled = True
         except TimeoutError:
             signalled = False
         self._status_written.clear()
         written, self._written = self._written, set()
-        if signalled:
-            return [doc_id for doc_id in written if doc_id in self._waiters]
-        return list(self._waiters)
+        now = asyncio.get_running_loop().time()
+        if (not signalled and not pipeline.get("busy")) or (
+            now - self._last_full_poll >= BUSY_FULL_POLL_PERIODS * period
+        ):
+            self._last_full_poll = now
+            return list(self._waiters)
+        return [doc_id for doc_id in written if doc_id in self._waiters]
 
     async def _poll(self) -> None:
         from lightrag.kg.shared_storage import get_namespace_data
@@ -365,7 +371,7 @@ class LightRAGEngine:
         rag = self.rag
         pipeline = await get_namespace_data("pipeline_status", workspace=rag.workspace)
         while True:
-            ids = await self._next_poll()
+            ids = await self._next_poll(pipeline)
             if not ids:
                 continue
             rows = await rag.doc_status.get_by_ids(ids)

@@ -14,6 +14,10 @@ LightRAG facts this module encodes (lightrag-hku 1.5.7):
 - The default tokenizer (tiktoken) downloads its encoding on first use. The offline engine uses
   a local byte tokenizer; the lightrag engine uses tiktoken with a pre-seeded cache
   (TIKTOKEN_CACHE_DIR, filled by the role) and refuses to start when the file is missing.
+- lightrag-hku sets its logger to INFO with a console handler of its own at import
+  (lightrag/utils.py) and logs ~20 INFO lines per document: on a busy worker that is CPU and
+  journal spent on progress nobody reads. :func:`quiet_library_logs` keeps its warnings and
+  errors (and everything when our own log level is DEBUG).
 - Errors an LLM call raises are recorded by LightRAG as the failed document's ``error_msg``
   (``str(error)``); engines/ollama_binding.py raises Ollama's 429/503 and timeouts with
   OVERLOAD_MARKER in the message so the engine can turn them into EngineOverloaded.
@@ -112,6 +116,14 @@ def make_tokenizer(config: EngineConfig) -> Tokenizer:
     return TiktokenTokenizer(config.tiktoken_model)
 
 
+def quiet_library_logs() -> None:
+    """LightRAG's logger at WARNING, unless this process logs at DEBUG (module docstring)."""
+    import logging
+
+    debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+    logging.getLogger("lightrag").setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
 def build_rag(
     config: EngineConfig,
     *,
@@ -122,6 +134,7 @@ def build_rag(
     llm_model_name: str,
 ) -> LightRAG:
     """A LightRAG instance (storages not yet initialised) for ``config.workspace``."""
+    quiet_library_logs()
     if uses_postgres(config):
         settings.export_for_library(postgres_environment(config))
     Path(config.working_dir).mkdir(parents=True, exist_ok=True)
