@@ -14,6 +14,10 @@ Run: ``SHIELD_RENDERED=build/rendered/default .venv/bin/python -m bench.bench_en
    (the goal: >= 0.95); engine / direct is what our engine costs on top of LightRAG; the floor
    says what bounds LightRAG on this machine when it is not the LLM.
 2. ``offline`` engine: n concurrent ``process`` calls vs one ``rag.ainsert`` (goal >= 0.9).
+
+Engine, direct and floor (and both offline runs) are measured BENCH_ENGINE_ROUNDS times
+(default 3, alternating order, fresh storages each time) and the best round of each is kept:
+the machine is shared and one round of 60 chunks swings by +-20 %.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from bench.bench_flow import Double
 
 LATENCY_S = 0.2
 EMBED_S = 0.01
+ROUNDS = int(os.environ.get("BENCH_ENGINE_ROUNDS", "3"))
 LOGDIR = Path(__file__).resolve().parent / "results" / "logs"  # the doubles' logs
 LLM_SLOTS = 8
 WORDS = ["Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta", "Theta", "Kappa", "Lambda"]
@@ -134,10 +139,18 @@ async def measure(
 
 async def bench_lightrag(n: int, tmp: str) -> result.Benchmark:
     slow_s = 3.0  # a model slower than LightRAG's own work here (real ones: 10-30 s/chunk)
+    best: dict[str, dict[str, Any]] = {}
+    for r in range(ROUNDS):
+        order = ["engine", "direct", "floor"] if r % 2 == 0 else ["direct", "engine", "floor"]
+        for what in order:
+            chat_s, embed_s = (0.0, 0.0) if what == "floor" else (LATENCY_S, EMBED_S)
+            run = await measure(f"{what}{r}", n, tmp, chat_s, embed_s, direct=what != "engine")
+            if what not in best or run["rate"] > best[what]["rate"]:
+                best[what] = run
     runs = {
-        "engine": await measure("engine", n, tmp, LATENCY_S, EMBED_S),
-        "direct ainsert": await measure("direct", n, tmp, LATENCY_S, EMBED_S, direct=True),
-        "floor (0 ms model)": await measure("floor", n, tmp, 0.0, 0.0, direct=True),
+        "engine": best["engine"],
+        "direct ainsert": best["direct"],
+        "floor (0 ms model)": best["floor"],
         f"engine, {slow_s:.0f} s model": await measure("slow", 6 * LLM_SLOTS, tmp, slow_s, 0.05),
     }
     eng, direct, floor, slow = runs.values()
@@ -180,15 +193,20 @@ async def bench_offline(n: int, tmp: str) -> result.Benchmark:
     config = EngineConfig(
         workspace="off1", working_dir=f"{tmp}/off1", storage="file", vector_storage="file"
     )
-    engine = OfflineEngine(config.with_changes(max_parallel_insert=8))
-    await engine.start()
-    try:
-        via_engine = await run_pool(engine, chunks(n, "off1"))
-    finally:
-        await engine.close()
-    other = dataclasses.replace(config, workspace="off2", working_dir=f"{tmp}/off2")
-    direct = await direct_ainsert(OfflineEngine(other.with_changes(max_parallel_insert=8)),
-                                  chunks(n, "off2"))  # fmt: skip
+    via_engine = direct = float("inf")  # seconds: the best round of each
+    for r in range(ROUNDS):
+        mine = config.with_changes(workspace=f"off1r{r}", working_dir=f"{tmp}/off1r{r}")
+        engine = OfflineEngine(mine.with_changes(max_parallel_insert=8))
+        await engine.start()
+        try:
+            via_engine = min(via_engine, await run_pool(engine, chunks(n, f"off1r{r}")))
+        finally:
+            await engine.close()
+        other = dataclasses.replace(config, workspace=f"off2r{r}", working_dir=f"{tmp}/off2r{r}")
+        seconds = await direct_ainsert(
+            OfflineEngine(other.with_changes(max_parallel_insert=8)), chunks(n, f"off2r{r}")
+        )
+        direct = min(direct, seconds)
     ratio = direct / via_engine
     return result.Benchmark(
         key="engines_offline",
