@@ -4,9 +4,11 @@
 #                       scripts/shieldctl (live progress bar), the stack left running
 #   make sandbox-down   (mk/harness.mk) remove the host and its deployment
 # Offline engine unless an Ollama endpoint is given: make sandbox OLLAMA=http://HOST:11434
+# TIKTOKEN_FILE=path/o200k_base.tiktoken (the lightrag engine never downloads its tokenizer)
 SANDBOX_HOST   := shield-sandbox
 SANDBOX_LOG    := $(BUILD)/sandbox
 OLLAMA         ?=
+TIKTOKEN_FILE  ?=
 SANDBOX_CORPUS := README.md ARCHITECTURE.md CHANGELOG.md roles/*/README.md roles/*/TROUBLESHOOTING.md harness/README.md collections/ansible_collections/shield/orchestrator/README.md
 
 .PHONY: sandbox sandbox-deploy sandbox-ingest
@@ -27,7 +29,7 @@ sandbox-deploy: $(VENV_STAMP) | $(BUILD)
 	@mkdir -p $(SANDBOX_LOG)
 	@echo "sandbox: deploying with site.yml (log: $(SANDBOX_LOG)/deploy.log)"
 	@start=$$(date +%s); \
-	. harness/env.sh && SHIELD_OLLAMA_ENDPOINT="$(OLLAMA)" $(BIN)/ansible-playbook site.yml >$(SANDBOX_LOG)/deploy.log 2>&1 \
+	. harness/env.sh && SHIELD_OLLAMA_ENDPOINT="$(OLLAMA)" SHIELD_TIKTOKEN_FILE="$(TIKTOKEN_FILE)" $(BIN)/ansible-playbook site.yml >$(SANDBOX_LOG)/deploy.log 2>&1 \
 	  || { tail -60 $(SANDBOX_LOG)/deploy.log; echo "sandbox: deploy failed (full log: $(SANDBOX_LOG)/deploy.log)"; exit 1; }; \
 	sed -n '/PLAY RECAP/,$$p' $(SANDBOX_LOG)/deploy.log | grep -v '^$$'; \
 	echo "sandbox: deployed in $$(( $$(date +%s) - start )) s"
