@@ -19,7 +19,7 @@ PORT=${SANDBOX_API_PORT:-8000}
 PUBLISH=127.0.0.1:$PORT:$GUEST_API_PORT
 
 published() { # the host's port bindings as HOSTIP:HOSTPORT:GUESTPORT words
-  podman container inspect -f '{{range $p, $b := .HostConfig.PortBindings}}{{range $b}}{{.HostIp}}:{{.HostPort}}:{{$p}} {{end}}{{end}}' "$NAME" |
+  podman container inspect -f '{{range $p, $b := .HostConfig.PortBindings}}{{range $b}}{{.HostIP}}:{{.HostPort}}:{{$p}} {{end}}{{end}}' "$NAME" |
     sed 's|/tcp||g'
 }
 

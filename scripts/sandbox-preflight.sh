@@ -36,7 +36,7 @@ fi
 # The port: ours when the sandbox host already publishes it, otherwise it must be free.
 published=
 if command -v podman >/dev/null && podman container exists "$NAME"; then
-  published=$(podman container inspect -f '{{range $p, $b := .HostConfig.PortBindings}}{{range $b}}{{.HostIp}}:{{.HostPort}} {{end}}{{end}}' "$NAME")
+  published=$(podman container inspect -f '{{range $p, $b := .HostConfig.PortBindings}}{{range $b}}{{.HostIP}}:{{.HostPort}} {{end}}{{end}}' "$NAME")
 fi
 case " $published " in
   *" 127.0.0.1:$PORT "*) ;;
