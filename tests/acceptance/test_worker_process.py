@@ -13,10 +13,10 @@ from shield_orchestrator import keys
 from shield_orchestrator.services import redis_streams
 
 from tests.support.chunks import (
+    chunk_ids,
     dead_letters,
     enqueue_job,
     events_of,
-    insert_job_row,
     job_hash,
     progress_chunk_ids,
 )
@@ -62,8 +62,7 @@ async def test_sigterm_mid_batch_acks_in_flight_leaves_rest_pending_loses_nothin
     redis_client: Any, pg_pool: Any, spawn: Spawn
 ) -> None:
     total = 16
-    job_id = await enqueue_job(redis_client, total, meta=lambda i: {"noop_sleep_s": 0.5})
-    await insert_job_row(pg_pool, job_id, total)
+    job_id = await enqueue_job(redis_client, pg_pool, total, meta=lambda n: {"noop_sleep_s": 0.5})
     worker = spawn("1")
     # a batch is in flight and at least one earlier batch was acknowledged
     await wait_for(lambda: _at_least(redis_client, job_id, 4))
@@ -79,11 +78,13 @@ async def test_sigterm_mid_batch_acks_in_flight_leaves_rest_pending_loses_nothin
     queued = await redis_client.xlen(keys.INGESTION_STREAM)
     assert 4 <= processed < total
     assert queued == total - processed  # acked entries are deleted, nothing else is
-    assert pending <= queued  # the rest is pending (unstarted) or not yet delivered
+    # exactly what it fetched and did not finish is pending; the rest was never delivered
+    assert pending == worker.left_pending()
     assert await dead_letters(redis_client) == []
     stopped = [e for e in await events_of(redis_client, "") if e.type == "worker.stopped"]
     assert stopped[-1].data["reason"] == "SIGTERM"
     assert stopped[-1].data["processed"] == processed
+    assert stopped[-1].data["left_pending"] == pending
     # the write-behind was flushed on the way out
     row = await pg_pool.fetchrow("SELECT chunks_processed FROM jobs WHERE job_id = $1", job_id)
     assert row["chunks_processed"] == processed
@@ -94,15 +95,15 @@ async def test_sigterm_mid_batch_acks_in_flight_leaves_rest_pending_loses_nothin
     h = await job_hash(redis_client, job_id)
     assert (h["chunks_processed"], h["chunks_failed"]) == (str(total), "0")
     reported = progress_chunk_ids(await events_of(redis_client, job_id))
-    assert sorted(reported) == [f"c{i:06d}" for i in range(total)]  # each exactly once
+    assert sorted(reported) == chunk_ids(total)  # each exactly once
     successor.signal(signal.SIGINT)
     assert await successor.exited() == 0
 
 
 async def test_sigterm_past_the_grace_period_cancels_and_leaves_pending(
-    redis_client: Any, spawn: Spawn
+    redis_client: Any, pg_pool: Any, spawn: Spawn
 ) -> None:
-    job_id = await enqueue_job(redis_client, 2, meta=lambda i: {"noop_sleep_s": 60})
+    job_id = await enqueue_job(redis_client, pg_pool, 2, meta=lambda n: {"noop_sleep_s": 60})
     worker = spawn("1", graceful_shutdown_timeout_s="1", pool_size="2")
     await wait_for(lambda: _pending_is(redis_client, 2))
     worker.signal(signal.SIGTERM)
@@ -113,10 +114,10 @@ async def test_sigterm_past_the_grace_period_cancels_and_leaves_pending(
 
 
 async def test_sigkill_leaves_pending_and_a_survivor_reclaims(
-    redis_client: Any, spawn: Spawn
+    redis_client: Any, pg_pool: Any, spawn: Spawn
 ) -> None:
     total = 8
-    job_id = await enqueue_job(redis_client, total, meta=lambda i: {"noop_sleep_s": 1.0})
+    job_id = await enqueue_job(redis_client, pg_pool, total, meta=lambda n: {"noop_sleep_s": 1.0})
     doomed = spawn("1")
     await wait_for(lambda: _holds(redis_client, "acceptance:1"))
     doomed.signal(signal.SIGKILL)
@@ -131,8 +132,10 @@ async def test_sigkill_leaves_pending_and_a_survivor_reclaims(
     assert await survivor.exited() == 0
 
 
-async def test_max_tasks_per_child_exits_zero_by_itself(redis_client: Any, spawn: Spawn) -> None:
-    job_id = await enqueue_job(redis_client, 12)
+async def test_max_tasks_per_child_exits_zero_by_itself(
+    redis_client: Any, pg_pool: Any, spawn: Spawn
+) -> None:
+    job_id = await enqueue_job(redis_client, pg_pool, 12)
     worker = spawn("1", max_tasks_per_child="5", batch_size="2")
     assert await worker.exited() == 0
     assert "stopping (max_tasks)" in worker.log()
@@ -141,10 +144,12 @@ async def test_max_tasks_per_child_exits_zero_by_itself(redis_client: Any, spawn
 
 
 async def test_a_long_task_keeps_its_lease_while_another_process_polls(
-    redis_client: Any, spawn: Spawn
+    redis_client: Any, pg_pool: Any, spawn: Spawn
 ) -> None:
     idle_ms = 600
-    job_id = await enqueue_job(redis_client, 1, meta=lambda i: {"noop_sleep_s": 3 * idle_ms / 1000})
+    job_id = await enqueue_job(
+        redis_client, pg_pool, 1, meta=lambda n: {"noop_sleep_s": 3 * idle_ms / 1000}
+    )
     owner = spawn("1", reclaim_idle_ms=str(idle_ms))
     await wait_for(lambda: _holds(redis_client, "acceptance:1"))
     poller = spawn("2", reclaim_idle_ms=str(idle_ms))
@@ -160,7 +165,7 @@ async def test_a_long_task_keeps_its_lease_while_another_process_polls(
     await wait_for(done_watching_deliveries, every_s=0.1)
     assert len(deliveries) >= 5  # watched it across the 3 idle timeouts
     assert set(deliveries) == {1}  # never redelivered
-    assert progress_chunk_ids(await events_of(redis_client, job_id)) == ["c000000"]
+    assert progress_chunk_ids(await events_of(redis_client, job_id)) == ["c000001"]
     for w in (owner, poller):
         w.signal(signal.SIGTERM)
         assert await w.exited() == 0

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.faults.support import Fleet, fleet, redis_client, worker_env
+from tests.faults.support import redis_client, worker_env
+from tests.support.procs import RECORDING_MODULE, Fleet, fleet
 from tests.support.servers import PostgresServer, RedisServer, redis_server
 
 
@@ -52,6 +53,6 @@ def workers(
 ) -> Iterator[Fleet]:
     """Worker processes against the Redis under test and this test's database."""
     env = worker_env(rendered_root, sut_redis, postgres_srv, pg_database, redis_srv)
-    with fleet(env, tmp_path) as f:
+    with fleet(env, tmp_path, RECORDING_MODULE) as f:
         yield f
         print(f.logs())  # shown by pytest only when the test failed

@@ -8,21 +8,17 @@ on counts only.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import ResponseError
+
+from tests.support import chunks, procs
+from tests.support.chunks import enqueue_job
 from tests.support.servers import PostgresServer, RedisServer
 
-REPO = Path(__file__).resolve().parents[2]
 LONG = os.environ.get("SHIELD_CHAOS", "short") == "long"
 SEED = 9  # issue 9: every fault test draws from random.Random(SEED)
 RECORDER_STARTED = "faults:started"
@@ -53,88 +49,13 @@ WORKER_ENV = {
 }
 
 
-@dataclass
-class Worker:
-    instance: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout_s: float) -> int:
-        return self.proc.wait(timeout_s)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-@dataclass
-class Fleet:
-    """Worker processes of one test (python -m tests.faults.recording_worker N)."""
-
-    env: dict[str, str]
-    log_dir: Path
-    started: list[Worker] = field(default_factory=list)
-
-    def spawn(self, instance: str, **overrides: str) -> Worker:
-        env = {**self.env, **{f"SHIELD_WORKER_{k.upper()}": v for k, v in overrides.items()}}
-        log_path = self.log_dir / f"worker-{instance}-{len(self.started)}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.faults.recording_worker", instance],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-            )  # fmt: skip
-        worker = Worker(instance, proc, log_path)
-        self.started.append(worker)
-        return worker
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {w.log_path.name}\n{w.log()[-3000:]}" for w in self.started)
-
-
 def worker_env(
     rendered: Path, redis: RedisServer, pg: PostgresServer, database: str, recorder: RedisServer
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIELD_", "FAULTS_"))}
-    env.update(WORKER_ENV)
-    env.update({
-        "PYTHONPATH": os.pathsep.join([str(rendered), str(REPO)]),
-        "SHIELD_REDIS_HOST": "127.0.0.1", "SHIELD_REDIS_PORT": str(redis.port),
-        "SHIELD_REDIS_DB": "0", "SHIELD_REDIS_PASSWORD": redis.password,
-        "SHIELD_POSTGRES_HOST": "127.0.0.1", "SHIELD_POSTGRES_PORT": str(pg.port),
-        "SHIELD_POSTGRES_DB": database, "SHIELD_POSTGRES_USER": pg.user,
-        "SHIELD_POSTGRES_PASSWORD": pg.password,
-        "FAULTS_RECORDER_URL": f"redis://:{recorder.password}@127.0.0.1:{recorder.port}/1",
-    })  # fmt: skip
+    """The fault suite's worker environment: WORKER_ENV, and the recorder's URL."""
+    env = procs.worker_env(rendered, redis, pg, database, base=WORKER_ENV)
+    env["FAULTS_RECORDER_URL"] = f"redis://:{recorder.password}@127.0.0.1:{recorder.port}/1"
     return env
-
-
-@contextmanager
-def fleet(env: Mapping[str, str], log_dir: Path) -> Iterator[Fleet]:
-    """A Fleet whose processes are all ended by PID when the block ends."""
-    f = Fleet(dict(env), log_dir)
-    try:
-        yield f
-    finally:
-        for w in f.started:
-            if w.alive():
-                w.kill(signal.SIGKILL)
-                w.wait(10)
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]], limit_s: float, what: str, every_s: float = 0.05
-) -> None:
-    """Poll ``condition``; the limit only bounds a broken run (AssertionError naming ``what``)."""
-    deadline = time.monotonic() + limit_s
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {limit_s:.0f}s")
-        await asyncio.sleep(every_s)
 
 
 def redis_client(server: RedisServer, db: int = 0) -> Any:
@@ -151,17 +72,10 @@ async def submit(
     chunks_per_job: int,
     meta: Callable[[int], Mapping[str, Any]] | None = None,
 ) -> dict[str, int]:
-    """Jobs the way the API makes them (PostgreSQL row, then one MULTI): {job_id: chunks}."""
-    from tests.support.chunks import enqueue_job, insert_job_row
-
+    """Jobs made by the API's producer (tests/support/chunks.py): {job_id: chunks}."""
     jobs: dict[str, int] = {}
     for _ in range(n_jobs):
-        import uuid
-
-        job_id = str(uuid.uuid4())
-        await insert_job_row(db, job_id, chunks_per_job)
-        await enqueue_job(redis, chunks_per_job, meta, job_id=job_id)
-        jobs[job_id] = chunks_per_job
+        jobs[await enqueue_job(redis, db, chunks_per_job, meta)] = chunks_per_job
     return jobs
 
 
@@ -189,14 +103,17 @@ async def all_terminal(redis: Any, jobs: Mapping[str, int]) -> bool:
 
 
 async def stream_state(redis: Any) -> tuple[int, int]:
-    """(XLEN, pending entries) of the ingestion stream's group."""
+    """(XLEN, pending entries) of the ingestion stream's group. A lost group (NOGROUP, as
+    after a Redis restart that dropped it) fails the test: it is not "nothing pending"."""
     from shield_orchestrator import keys
 
     length = int(await redis.xlen(keys.INGESTION_STREAM))
     try:
         pending = await redis.xpending(keys.INGESTION_STREAM, keys.CONSUMER_GROUP)
-    except Exception:
-        return length, 0
+    except ResponseError as e:
+        if str(e).startswith("NOGROUP"):
+            raise AssertionError(f"the consumer group is gone: {e}") from e
+        raise
     return length, int(pending["pending"])
 
 
@@ -220,6 +137,6 @@ async def recorded(recorder: Any, key: str) -> dict[str, int]:
     return {k: int(v) for k, v in (await recorder.hgetall(key)).items()}
 
 
-def chunk_ids(jobs: Mapping[str, int]) -> set[str]:
+def recorded_keys(jobs: Mapping[str, int]) -> set[str]:
     """The recorder's field names of every submitted chunk: "<job_id>:<chunk_id>"."""
-    return {f"{j}:c{i:06d}" for j, n in jobs.items() for i in range(n)}
+    return {f"{j}:{c}" for j, n in jobs.items() for c in chunks.chunk_ids(n)}

@@ -16,17 +16,17 @@ from tests.faults.support import (
     RECORDER_FINISHED,
     RECORDER_STARTED,
     WORKER_ENV,
-    Fleet,
     all_terminal,
-    chunk_ids,
     dead_letters,
     job_fields,
     recorded,
+    recorded_keys,
     scale,
     stream_state,
     submit,
-    wait_until,
 )
+from tests.support.pools import wait_for
+from tests.support.procs import Fleet
 
 pytestmark = pytest.mark.acceptance
 
@@ -41,28 +41,28 @@ RECLAIM_IDLE_S = RECLAIM_IDLE_MS / 1000
 async def test_long_chunk_is_processed_exactly_once_while_others_poll(
     sut: Any, recorder: Any, pg_pool: Any, workers: Fleet
 ) -> None:
-    n = SHORT_CHUNKS + 1
+    chunks = SHORT_CHUNKS + 1
     long_s = 3 * RECLAIM_IDLE_S
 
-    def meta(i: int) -> dict[str, Any]:
-        return {"noop_sleep_s": long_s} if i == 0 else {"noop_sleep_s": 0.01}
+    def meta(n: int) -> dict[str, Any]:  # chunk c000001 is the long one
+        return {"noop_sleep_s": long_s} if n == 1 else {"noop_sleep_s": 0.01}
 
-    jobs = await submit(sut, pg_pool, ROUNDS, n, meta)
+    jobs = await submit(sut, pg_pool, ROUNDS, chunks, meta)
     for instance in ("1", "2"):
         workers.spawn(instance, reclaim_idle_ms=str(RECLAIM_IDLE_MS))
-    await wait_until(lambda: all_terminal(sut, jobs), 60 + 10 * ROUNDS * long_s, "jobs done")
+    await wait_for(lambda: all_terminal(sut, jobs), 60 + 10 * ROUNDS * long_s, "jobs done")
 
     started = await recorded(recorder, RECORDER_STARTED)
     finished = await recorded(recorder, RECORDER_FINISHED)
-    long_ones = {f"{j}:c000000" for j in jobs}
+    long_ones = {f"{j}:c000001" for j in jobs}
     assert {k: started[k] for k in long_ones} == dict.fromkeys(long_ones, 1)
     assert {k: finished[k] for k in long_ones} == dict.fromkeys(long_ones, 1)
-    assert set(finished) == chunk_ids(jobs)
-    assert sum(started.values()) == len(chunk_ids(jobs))  # no chunk ran twice
+    assert set(finished) == recorded_keys(jobs)
+    assert sum(started.values()) == len(recorded_keys(jobs))  # no chunk ran twice
     for job_id in jobs:
         h = await job_fields(sut, job_id)
-        assert (h["status"], h["chunks_processed"]) == ("completed", str(n))
+        assert (h["status"], h["chunks_processed"]) == ("completed", str(chunks))
     assert await stream_state(sut) == (0, 0)
     assert await dead_letters(sut) == []
     # both consumers were alive and polling the whole time
-    assert all(w.alive() for w in workers.started)
+    assert all(w.running() for w in workers.started)

@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import uuid
 from typing import Any
 
 import pytest
 from shield_orchestrator import keys
-from shield_orchestrator.services.job_status import new_job_fields
 
 from tests.faults.support import (
     RECORDER_STARTED,
     SEED,
     WORKER_ENV,
-    Fleet,
     all_terminal,
     dead_letters,
     job_fields,
@@ -35,15 +32,21 @@ from tests.faults.support import (
     recorded,
     scale,
     stream_state,
-    wait_until,
 )
-from tests.support.chunks import chunk_fields, insert_job_row
+from tests.support.chunks import chunk_id, chunk_ids, enqueue_job
+from tests.support.pools import wait_for
+from tests.support.procs import Fleet
 
 pytestmark = pytest.mark.acceptance
 
 GOOD = scale(1000, 10000)
 REPEAT = scale(3, 30)  # of each bad kind
 RETRIES = int(WORKER_ENV["SHIELD_WORKER_RETRY_ATTEMPTS"])
+
+
+def _as_produced(fields: dict[str, str]) -> dict[str, str]:
+    return fields
+
 
 # bad kinds inside the mixed job (their ids are readable: the job counts them failed):
 # name -> (how to spoil a good entry, words the dead-letter reason must contain)
@@ -52,10 +55,12 @@ IN_JOB = {
     "kind": (lambda f: {**f, "kind": "reindex_repository"}, "kind"),
     "not_json": (lambda f: {**f, "body": "{not json"}, "json"),
     "empty_text": (lambda f: {**f, "body": _body(f, text="")}, "text"),
-    "permanent": (lambda f: _meta(f, {"noop_fail": "permanent"}), "permanent"),
-    "always": (lambda f: _meta(f, {"noop_fail": "always"}), "failure requested"),
-    "crash": (lambda f: _meta(f, {"noop_fail": "crash"}), "crash requested"),
+    "permanent": (_as_produced, "permanent"),
+    "always": (_as_produced, "failure requested"),
+    "crash": (_as_produced, "crash requested"),
 }
+# the engine's refusals: written by the producer, as chunk metadata
+ENGINE_META = {name: {"noop_fail": name} for name in ("permanent", "always", "crash")}
 # bad entries that belong to no job we made: dead-lettered, counted nowhere
 STRAY = {
     "no_job_id": (lambda f: {k: v for k, v in f.items() if k != "job_id"}, "job_id"),
@@ -67,50 +72,46 @@ def _body(fields: dict[str, str], **changes: Any) -> str:
     return json.dumps({**json.loads(fields["body"]), **changes})
 
 
-def _meta(fields: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
-    body = json.loads(fields["body"])
-    body["metadata"] = {**body.get("metadata", {}), **extra}
-    return {**fields, "body": json.dumps(body)}
-
-
 async def test_bad_entries_dead_lettered_once_with_reason_good_ones_processed(
     sut: Any, recorder: Any, pg_pool: Any, workers: Fleet
 ) -> None:
     rng = random.Random(SEED)
-    good_job, mixed_job = str(uuid.uuid4()), str(uuid.uuid4())
     good_n = GOOD // 2
     mixed_good = GOOD - good_n
-    mixed_bad = len(IN_JOB) * REPEAT
-    totals = {good_job: good_n, mixed_job: mixed_good + mixed_bad}
+    names = [name for name in IN_JOB for _ in range(REPEAT)]  # the mixed job's bad chunks
+    mixed_bad = len(names)
 
+    def mixed_meta(n: int) -> dict[str, str]:  # the engine's refusals travel as metadata
+        return ENGINE_META.get(names[n - mixed_good - 1], {}) if n > mixed_good else {}
+
+    # Both jobs come from the API's producer. Before any worker reads, their entries are laid
+    # out again in a seeded shuffle: the mixed job's bad ones spoiled, strays added.
+    good_job = await enqueue_job(sut, pg_pool, good_n)
+    mixed_job = await enqueue_job(sut, pg_pool, mixed_good + mixed_bad, mixed_meta)
+    totals = {good_job: good_n, mixed_job: mixed_good + mixed_bad}
+    produced = [fields for _id, fields in await sut.xrange(keys.INGESTION_STREAM)]
+    good_fields = [f for f in produced if f["job_id"] == good_job]
+    mixed_fields = [f for f in produced if f["job_id"] == mixed_job]
     entries: list[tuple[str, dict[str, str]]] = []  # (bad kind or "", fields)
-    entries += [("", chunk_fields(good_job, i)) for i in range(good_n)]
-    entries += [("", chunk_fields(mixed_job, i)) for i in range(mixed_good)]
-    i = mixed_good
-    for name, (spoil, _) in IN_JOB.items():
-        for _ in range(REPEAT):
-            entries.append((name, spoil(chunk_fields(mixed_job, i))))
-            i += 1
+    entries += [("", f) for f in good_fields + mixed_fields[:mixed_good]]
+    for name, fields in zip(names, mixed_fields[mixed_good:], strict=True):
+        entries.append((name, IN_JOB[name][0](fields)))
     for name, (spoil, _) in STRAY.items():
         for k in range(REPEAT):
-            entries.append((name, spoil(chunk_fields(good_job, 900_000 + k))))
+            entries.append((name, spoil({**good_fields[0], "chunk_id": chunk_id(900_000 + k)})))
     rng.shuffle(entries)
 
-    for job_id, n in totals.items():
-        await insert_job_row(pg_pool, job_id, n)
     async with sut.pipeline(transaction=True) as pipe:
-        for job_id, n in totals.items():
-            pipe.hset(keys.job(job_id), mapping=new_job_fields(job_id, n, "default", time.time()))
+        pipe.delete(keys.INGESTION_STREAM)
         for _, fields in entries:
             pipe.xadd(keys.INGESTION_STREAM, fields)
-        replies = await pipe.execute()
-    ids = replies[len(totals) :]
+        ids = (await pipe.execute())[1:]
     bad = {entry_id: name for entry_id, (name, _) in zip(ids, entries, strict=True) if name}
 
     for instance in ("1", "2"):
         workers.spawn(instance)
-    await wait_until(lambda: all_terminal(sut, totals), 180, "both jobs terminal")
-    await wait_until(lambda: _drained(sut), 60, "stream and group empty")
+    await wait_for(lambda: all_terminal(sut, totals), 180, "both jobs terminal")
+    await wait_for(lambda: _drained(sut), 60, "stream and group empty")
 
     letters = await dead_letters(sut)
     by_id: dict[str, list[dict[str, str]]] = {}
@@ -130,8 +131,8 @@ async def test_bad_entries_dead_lettered_once_with_reason_good_ones_processed(
         "completed_with_errors", str(mixed_good), str(mixed_bad))  # fmt: skip
 
     started = await recorded(recorder, RECORDER_STARTED)
-    good_keys = {f"{good_job}:c{i:06d}" for i in range(good_n)}
-    good_keys |= {f"{mixed_job}:c{i:06d}" for i in range(mixed_good)}
+    good_keys = {f"{good_job}:{c}" for c in chunk_ids(good_n)}
+    good_keys |= {f"{mixed_job}:{c}" for c in chunk_ids(mixed_good)}
     assert {k: started.get(k) for k in good_keys} == dict.fromkeys(good_keys, 1)
     always = [f"{mixed_job}:{f['chunk_id']}" for n, f in entries if n == "always"]
     assert {started[k] for k in always} == {RETRIES + 1}  # retried, then dead-lettered
@@ -141,7 +142,7 @@ async def test_bad_entries_dead_lettered_once_with_reason_good_ones_processed(
         return rows.get(good_job) == ("completed", good_n, 0) and rows.get(mixed_job) == (
             "completed_with_errors", mixed_good, mixed_bad)  # fmt: skip
 
-    await wait_until(pg_caught_up, 60, "PostgreSQL rows equal the counts")
+    await wait_for(pg_caught_up, 60, "PostgreSQL rows equal the counts")
 
 
 async def _drained(redis: Any) -> bool:

@@ -23,14 +23,14 @@ from tests.faults.support import (
     all_terminal,
     counted,
     dead_letters,
-    fleet,
     job_fields,
     pg_counts,
     scale,
     submit,
-    wait_until,
     worker_env,
 )
+from tests.support.pools import wait_for
+from tests.support.procs import RECORDING_MODULE, fleet
 from tests.support.servers import PostgresServer, RedisServer, postgres_server
 
 pytestmark = pytest.mark.acceptance
@@ -76,13 +76,13 @@ async def test_postgres_outage_processing_continues_history_catches_up(
     await db.close()
     total = N_JOBS * CHUNKS_PER_JOB
     env = worker_env(rendered_root, sut_redis, own_db, DB, redis_srv)
-    with fleet(env, tmp_path) as workers:
+    with fleet(env, tmp_path, RECORDING_MODULE) as workers:
         procs = [workers.spawn(i, noop_delay_ms="3") for i in ("1", "2")]
-        await wait_until(lambda: _at_least(sut, jobs, total // 5), 120, "20% counted")
+        await wait_for(lambda: _at_least(sut, jobs, total // 5), 120, "20% counted")
         own_db.stop()
         stopped_at = time.monotonic()
         at_stop = await counted(sut, jobs)
-        await wait_until(lambda: all_terminal(sut, jobs), 300, "jobs done while PG is down")
+        await wait_for(lambda: all_terminal(sut, jobs), 300, "jobs done while PG is down")
         assert await counted(sut, jobs) == total > at_stop  # processing went on without PG
         await asyncio.sleep(max(0.0, OUTAGE_MIN_S - (time.monotonic() - stopped_at)))
         own_db.start()
@@ -94,10 +94,10 @@ async def test_postgres_outage_processing_continues_history_catches_up(
                 rows = await pg_counts(db, jobs)
                 return all(rows.get(j) == ("completed", n, 0) for j, n in jobs.items())
 
-            await wait_until(caught_up, 120, "PostgreSQL history caught up")
+            await wait_for(caught_up, 120, "PostgreSQL history caught up")
         finally:
             await db.close()
-        assert all(p.alive() for p in procs), "a worker exited during the outage"
+        assert all(p.running() for p in procs), "a worker exited during the outage"
         print(workers.logs())  # shown only on failure
     for job_id, n in jobs.items():
         h = await job_fields(sut, job_id)

@@ -17,18 +17,18 @@ import pytest
 from tests.faults.support import (
     RECORDER_FINISHED,
     SEED,
-    Fleet,
     all_terminal,
-    chunk_ids,
     counted,
     dead_letters,
     job_fields,
     recorded,
+    recorded_keys,
     scale,
     stream_state,
     submit,
-    wait_until,
 )
+from tests.support.pools import wait_for
+from tests.support.procs import Fleet
 from tests.support.servers import RedisServer
 
 pytestmark = pytest.mark.acceptance
@@ -47,23 +47,23 @@ async def test_redis_restart_loses_no_acknowledged_progress(
     procs = [workers.spawn(i, noop_delay_ms="3") for i in ("1", "2")]
     marks = sorted(rng.sample(range(total // 5, total * 4 // 5), RESTARTS))
     for mark in marks:
-        await wait_until(lambda m=mark: _at_least(sut, jobs, m), 180, f"{mark} counted")
+        await wait_for(lambda m=mark: _at_least(sut, jobs, m), 180, f"{mark} counted")
         before = await counted(sut, jobs)
         sut_redis.restart()  # SIGTERM (AOF written), then the same port again
         after = await counted(sut, jobs)
         assert after >= before, "acknowledged progress was lost across the restart"
         print(f"faults: Redis restarted at {before}/{total} counted, {after} after")
-    await wait_until(lambda: all_terminal(sut, jobs), 300, "every job terminal")
+    await wait_for(lambda: all_terminal(sut, jobs), 300, "every job terminal")
 
-    assert all(p.alive() for p in procs), "a worker exited instead of reconnecting"
+    assert all(p.running() for p in procs), "a worker exited instead of reconnecting"
     for job_id, n in jobs.items():
         h = await job_fields(sut, job_id)
         got = (h["status"], h["chunks_processed"], h["chunks_failed"])
         assert got == ("completed", str(n), "0")
     assert await counted(sut, jobs) == total
-    await wait_until(lambda: _drained(sut), 60, "stream and group empty")
+    await wait_for(lambda: _drained(sut), 60, "stream and group empty")
     assert await dead_letters(sut) == []
-    assert set(await recorded(recorder, RECORDER_FINISHED)) == chunk_ids(jobs)
+    assert set(await recorded(recorder, RECORDER_FINISHED)) == recorded_keys(jobs)
 
 
 async def _at_least(redis: Any, jobs: dict[str, int], mark: int) -> bool:

@@ -24,19 +24,20 @@ from tests.faults.support import (
     RECORDER_FINISHED,
     RECORDER_STARTED,
     SEED,
-    Fleet,
     all_terminal,
-    chunk_ids,
     counted,
     dead_letters,
     job_fields,
     pg_counts,
     recorded,
+    recorded_keys,
     scale,
     stream_state,
     submit,
-    wait_until,
 )
+from tests.support.chunks import chunk_ids
+from tests.support.pools import wait_for
+from tests.support.procs import Fleet
 
 pytestmark = pytest.mark.acceptance
 
@@ -56,15 +57,15 @@ async def test_sigkill_and_restart_loses_nothing_and_counts_once(
     marks = sorted(rng.sample(range(total // 10, total * 9 // 10), KILLS))
     kills = 0
     for mark in marks:
-        await wait_until(lambda m=mark: _counted_at_least(sut, jobs, m), 180, f"{mark} counted")
+        await wait_for(lambda m=mark: _counted_at_least(sut, jobs, m), 180, f"{mark} counted")
         if await all_terminal(sut, jobs):
             break
         victim = rng.choice(sorted(running))
-        running[victim].kill(signal.SIGKILL)
-        assert running[victim].wait(10) == -signal.SIGKILL
+        running[victim].signal(signal.SIGKILL)
+        assert await running[victim].exited(10) == -signal.SIGKILL
         running[victim] = workers.spawn(victim, noop_delay_ms="3")
         kills += 1
-    await wait_until(lambda: all_terminal(sut, jobs), 300, "every job terminal")
+    await wait_for(lambda: all_terminal(sut, jobs), 300, "every job terminal")
     assert kills >= 1, "the run ended before the first kill: raise the counts"
 
     # Redis: every job completed, counted exactly once
@@ -73,15 +74,15 @@ async def test_sigkill_and_restart_loses_nothing_and_counts_once(
         got = (h["status"], h["chunks_processed"], h["chunks_failed"])
         assert got == ("completed", str(n), "0")
         seen = await sut.smembers(keys.job_seen(job_id))
-        assert seen == {f"c{i:06d}" for i in range(n)}
+        assert seen == set(chunk_ids(n))
     assert await counted(sut, jobs) == total
-    await wait_until(lambda: _drained(sut), 60, "stream and PEL empty")
+    await wait_for(lambda: _drained(sut), 60, "stream and PEL empty")
     assert await dead_letters(sut) == []
 
     # the engine saw every chunk finish at least once; re-runs only of chunks a kill cut short
     finished = await recorded(recorder, RECORDER_FINISHED)
     started = await recorded(recorder, RECORDER_STARTED)
-    assert set(finished) == chunk_ids(jobs)
+    assert set(finished) == recorded_keys(jobs)
     reruns = sum(started.values()) - total
     print(f"faults: {kills} SIGKILLs, {total} chunks, {reruns} engine re-runs")
     assert 0 <= reruns <= kills * 2 * (8 + 16)  # at most what two processes held per kill
@@ -91,7 +92,7 @@ async def test_sigkill_and_restart_loses_nothing_and_counts_once(
         rows = await pg_counts(pg_pool, jobs)
         return all(rows.get(j) == ("completed", n, 0) for j, n in jobs.items())
 
-    await wait_until(pg_caught_up, 60, "PostgreSQL rows equal the submitted counts")
+    await wait_for(pg_caught_up, 60, "PostgreSQL rows equal the submitted counts")
 
 
 async def _counted_at_least(redis: Any, jobs: dict[str, int], mark: int) -> bool:

@@ -1,7 +1,8 @@
 """services/job_registry.py against real Redis and PostgreSQL: what the enqueue script writes.
 
 What is proved: the chunks, sent to ENQUEUE_LUA as one framed argument, come out as one stream
-entry each with exactly chunk_message()'s fields, in request order, whatever the text holds
+entry each with exactly the contract's fields (tests/support/chunks.py ``chunk_message``, the
+oracle, written apart from the producer), in request order, whatever the text holds
 (newlines, a literal backslash-n, quotes, non-ASCII, metadata); explicit chunk ids (the
 retry-failed path) are kept; a job without an Idempotency-Key writes no idempotency key.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+from tests.support.chunks import chunk_id, chunk_message
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +42,7 @@ async def test_every_chunk_is_one_entry_with_the_contract_fields(
     registry: Any, redis_client: Any
 ) -> None:
     from shield_orchestrator import keys
-    from shield_orchestrator.services.job_registry import NewChunk, NewJob, chunk_message
+    from shield_orchestrator.services.job_registry import NewChunk, NewJob
 
     chunks = [
         NewChunk(text, f"file:///doc {i}.txt", {"i": i, "note": text} if i % 2 else None)
@@ -49,7 +52,9 @@ async def test_every_chunk_is_one_entry_with_the_contract_fields(
     created = await registry.create(new)
 
     expected = [
-        chunk_message(created.job_id, f"c{n:06d}", c, "type é", "default")
+        chunk_message(
+            created.job_id, chunk_id(n), c.text, c.source_uri, c.metadata, "type é", "default"
+        )
         for n, c in enumerate(chunks, 1)
     ]
     assert await _entries(redis_client) == expected

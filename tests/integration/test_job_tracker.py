@@ -24,7 +24,6 @@ from shield_orchestrator.services.job_tracker import (
 from tests.support.chunks import (
     enqueue_job,
     events_of,
-    insert_job_row,
     job_hash,
     progress_chunk_ids,
 )
@@ -49,9 +48,9 @@ async def _deliver(redis: Any, n: int, consumer: str = "t:1") -> list[tuple[str,
     return [(i, f.get("job_id", ""), f.get("chunk_id", "")) for i, f in entries]
 
 
-async def test_exactly_one_call_observes_completion(redis_client: Any) -> None:
+async def test_exactly_one_call_observes_completion(redis_client: Any, pg_pool: Any) -> None:
     """Many concurrent outcome calls, each chunk recorded twice: one terminal transition."""
-    job_id = await enqueue_job(redis_client, 40)
+    job_id = await enqueue_job(redis_client, pg_pool, 40)
     delivered = await _deliver(redis_client, 40)
     trackers = [JobTracker(redis_client) for _ in range(4)]
     for t in trackers:
@@ -74,8 +73,8 @@ async def test_exactly_one_call_observes_completion(redis_client: Any) -> None:
     assert types.count("ingestion.started") == 1
 
 
-async def test_status_only_moves_forward(redis_client: Any) -> None:
-    job_id = await enqueue_job(redis_client, 1)
+async def test_status_only_moves_forward(redis_client: Any, pg_pool: Any) -> None:
+    job_id = await enqueue_job(redis_client, pg_pool, 1)
     delivered = await _deliver(redis_client, 1)
     tracker = JobTracker(redis_client)
     (e, j, c) = delivered[0]
@@ -89,17 +88,17 @@ async def test_status_only_moves_forward(redis_client: Any) -> None:
                      "ingestion.failed"]  # fmt: skip
 
 
-async def test_xdel_only_after_xack_never_drops_unacked(redis_client: Any) -> None:
+async def test_xdel_only_after_xack_never_drops_unacked(redis_client: Any, pg_pool: Any) -> None:
     """The Lua deletes an entry only when ITS XACK acknowledged it: an entry that was never
     delivered, or that another consumer holds but we do not name, is never removed."""
-    job_id = await enqueue_job(redis_client, 4)
-    delivered = await _deliver(redis_client, 2)  # entries 0, 1 delivered; 2, 3 never read
+    job_id = await enqueue_job(redis_client, pg_pool, 4)
+    delivered = await _deliver(redis_client, 2)  # c000001, c000002 delivered; 3, 4 never read
     undelivered = [i for i, _f in await redis_client.xrange(keys.INGESTION_STREAM)][2:]
     tracker = JobTracker(redis_client)
     (e0, j, c0), (e1, _j, _c1) = delivered
     await tracker.record([Outcome(e0, j, c0, PROCESSED)])
     # an outcome for an entry id that is not pending: XACK answers 0, so no XDEL
-    assert await tracker.record([Outcome(undelivered[0], job_id, "c000002", ACK)]) == ["acked"]
+    assert await tracker.record([Outcome(undelivered[0], job_id, "c000003", ACK)]) == ["acked"]
     remaining = [i for i, _f in await redis_client.xrange(keys.INGESTION_STREAM)]
     assert remaining == [e1, *undelivered]
     state = await redis_streams.group_state(redis_client)
@@ -118,8 +117,8 @@ async def test_unknown_job_is_dead_lettered(redis_client: Any) -> None:
     assert await redis_client.xlen(keys.INGESTION_STREAM) == 0
 
 
-async def test_script_reloaded_after_script_flush(redis_client: Any) -> None:
-    job_id = await enqueue_job(redis_client, 2)
+async def test_script_reloaded_after_script_flush(redis_client: Any, pg_pool: Any) -> None:
+    job_id = await enqueue_job(redis_client, pg_pool, 2)
     (a, b) = await _deliver(redis_client, 2)
     tracker = JobTracker(redis_client)
     await tracker.record([Outcome(a[0], a[1], a[2], PROCESSED)])
@@ -136,9 +135,8 @@ async def _xact_commit(pg: Any) -> int:
 async def test_flush_is_one_transaction_for_many_jobs_and_chunks(
     redis_client: Any, pg_pool: Any
 ) -> None:
-    jobs = [await enqueue_job(redis_client, 5) for _ in range(6)]
-    for j in jobs:
-        await insert_job_row(pg_pool, j, 5)
+    for _ in range(6):
+        await enqueue_job(redis_client, pg_pool, 5)
     delivered = await _deliver(redis_client, 30)
     tracker = JobTracker(redis_client)
     outcomes = [Outcome(e, j, c, FAILED if c == "c000004" else PROCESSED, error="e", attempts=2)
@@ -188,8 +186,7 @@ class _RaceConn:
 async def test_flush_keeps_a_job_dirty_when_it_changed_meanwhile(
     redis_client: Any, pg_pool: Any
 ) -> None:
-    job_id = await enqueue_job(redis_client, 2)
-    await insert_job_row(pg_pool, job_id, 2)
+    job_id = await enqueue_job(redis_client, pg_pool, 2)
     (a, b) = await _deliver(redis_client, 2)
     tracker = JobTracker(redis_client)
     await tracker.record([Outcome(a[0], a[1], a[2], PROCESSED)])
@@ -211,8 +208,7 @@ async def test_flush_keeps_a_job_dirty_when_it_changed_meanwhile(
 async def test_postgres_outage_delays_but_loses_nothing(
     redis_client: Any, pg_pool: Any, postgres_srv: PostgresServer, pg_database: str
 ) -> None:
-    job_id = await enqueue_job(redis_client, 3)
-    await insert_job_row(pg_pool, job_id, 3)
+    job_id = await enqueue_job(redis_client, pg_pool, 3)
     delivered = await _deliver(redis_client, 3)
     tracker = JobTracker(redis_client)
     admin = await asyncpg.connect(postgres_srv.dsn("postgres"))
@@ -234,8 +230,7 @@ async def test_postgres_outage_delays_but_loses_nothing(
 
 
 async def test_read_falls_back_to_postgres_after_ttl(redis_client: Any, pg_pool: Any) -> None:
-    job_id = await enqueue_job(redis_client, 1)
-    await insert_job_row(pg_pool, job_id, 1)
+    job_id = await enqueue_job(redis_client, pg_pool, 1)
     ((e, j, c),) = await _deliver(redis_client, 1)
     tracker = JobTracker(redis_client, TrackerConfig(job_status_ttl_s=1))
     await tracker.record([Outcome(e, j, c, PROCESSED)])

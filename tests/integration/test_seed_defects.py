@@ -18,7 +18,7 @@ from shield_orchestrator.engines.noop import NoopEngine
 from shield_orchestrator.services import heartbeat, redis_streams
 from shield_orchestrator.services.job_tracker import PROCESSED, JobTracker, Outcome
 
-from tests.support.chunks import dead_letters, enqueue_job, insert_job_row, job_hash
+from tests.support.chunks import dead_letters, enqueue_job, job_hash
 from tests.support.pools import running_pool, wait_for
 from tests.support.servers import RedisServer
 
@@ -33,13 +33,13 @@ async def _done(redis: Any, job_id: str) -> bool:
 
 
 async def test_seed_defect_task_errors_swallowed_and_left_pending(
-    redis_client: Any, redis_srv: RedisServer
+    redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
     """Bug: the seed pool caught a task's exception with ``# TODO: Handle retry logic`` and
     never acknowledged the message, so it stayed pending forever.
     Fix: the slot retries with backoff, then dead-letters and acknowledges the entry.
     Reproduce: a chunk whose engine call always fails; afterwards nothing is pending."""
-    job_id = await enqueue_job(redis_client, 1, meta=lambda i: {"noop_fail": "always"})
+    job_id = await enqueue_job(redis_client, pg_pool, 1, meta=lambda n: {"noop_fail": "always"})
     async with running_pool(redis_srv, retry_attempts=2):
         await wait_for(lambda: _done(redis_client, job_id))
     state = await redis_streams.group_state(redis_client)
@@ -50,13 +50,13 @@ async def test_seed_defect_task_errors_swallowed_and_left_pending(
 
 
 async def test_seed_defect_one_chunk_error_fails_the_whole_job(
-    redis_client: Any, redis_srv: RedisServer
+    redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
     """Bug: the seed marked the whole job failed when one chunk raised.
     Fix: a chunk failure is counted per chunk; the job ends completed_with_errors.
     Reproduce: 5 chunks, one permanently failing."""
-    bad = {3: {"noop_fail": "permanent"}}
-    job_id = await enqueue_job(redis_client, 5, meta=lambda i: bad.get(i, {}))
+    bad = {4: {"noop_fail": "permanent"}}
+    job_id = await enqueue_job(redis_client, pg_pool, 5, meta=lambda n: bad.get(n, {}))
     async with running_pool(redis_srv):
         await wait_for(lambda: _done(redis_client, job_id))
     h = await job_hash(redis_client, job_id)
@@ -70,17 +70,26 @@ async def test_seed_defect_create_task_from_signal_handler(
     """Bug: the seed's signal handler called ``asyncio.create_task(self.stop())`` (a task
     nobody awaits, created from a handler). Fix: the handler (``request_stop``) only sets an
     event; the pool's own run() performs the shutdown sequence.
-    Reproduce: install it with loop.add_signal_handler, send SIGTERM to this process."""
+    Reproduce: install it with loop.add_signal_handler, send SIGTERM to this process; inside
+    the handler's own callback, the tasks of the loop before and after request_stop ran are
+    the same, and it returned nothing to await."""
+    seen: list[tuple[set[Any], Any, set[Any]]] = []
+
+    def on_sigterm() -> None:
+        before = set(asyncio.all_tasks())
+        returned = pool.request_stop("SIGTERM")
+        seen.append((before, returned, set(asyncio.all_tasks())))
+
     async with running_pool(redis_srv, consumer="sig:1") as pool:
-        assert not asyncio.iscoroutinefunction(pool.request_stop)
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, pool.request_stop, "SIGTERM")
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
         try:
             await wait_for(lambda: _registered(redis_client))
-            before = len(asyncio.all_tasks())
             os.kill(os.getpid(), signal.SIGTERM)
-            await wait_for(lambda: asyncio.sleep(0, pool.stop_reason == "SIGTERM"))
-            assert len(asyncio.all_tasks()) <= before  # the handler created no task
+            await wait_for(lambda: pool.stop_reason == "SIGTERM")
+            ((before, returned, after),) = seen
+            assert returned is None
+            assert after == before  # the handler created no task
         finally:
             loop.remove_signal_handler(signal.SIGTERM)
 
@@ -89,12 +98,14 @@ async def _registered(redis: Any) -> bool:
     return bool(await redis.exists(keys.worker("sig:1")))
 
 
-async def test_seed_defect_racy_completion_read_after_increment(redis_client: Any) -> None:
+async def test_seed_defect_racy_completion_read_after_increment(
+    redis_client: Any, pg_pool: Any
+) -> None:
     """Bug: the seed incremented the counter, then read it back in another command to decide
     completion: two workers could both (or neither) see the last chunk.
     Fix: one Lua call increments, compares with the total and sets the terminal status.
     Reproduce: 64 chunks recorded by 8 concurrent trackers: exactly one sees completion."""
-    job_id = await enqueue_job(redis_client, 64)
+    job_id = await enqueue_job(redis_client, pg_pool, 64)
     await redis_streams.ensure_group(redis_client)
     entries = await redis_streams.read_group(redis_client, "t:1", 64, None)
     trackers = [JobTracker(redis_client) for _ in range(8)]
@@ -120,25 +131,28 @@ async def test_seed_defect_three_postgres_transactions_per_chunk(
           $$ BEGIN INSERT INTO tx_log VALUES (txid_current()); RETURN NULL; END $$;
         CREATE TRIGGER jobs_tx AFTER UPDATE ON jobs FOR EACH STATEMENT EXECUTE FUNCTION log_tx();
     """)  # fmt: skip
-    jobs = [await enqueue_job(redis_client, 100) for _ in range(3)]
-    for j in jobs:
-        await insert_job_row(pg_pool, j, 100)
-    async with running_pool(redis_srv, db=pg_pool, batch_size=50, pool_size=16):
+    jobs = [await enqueue_job(redis_client, pg_pool, 100) for _ in range(3)]
+    async with running_pool(redis_srv, db=pg_pool, batch_size=50, pool_size=16) as pool:
         for j in jobs:
             await wait_for(lambda j=j: _done(redis_client, j))
     statuses = await pg_pool.fetch("SELECT status, chunks_processed FROM jobs")
     assert {tuple(r) for r in statuses} == {("completed", 100)}
-    transactions = await pg_pool.fetchval("SELECT count(DISTINCT txid) FROM tx_log")
-    assert 1 <= transactions <= 10  # for 300 chunks; the seed needed 900
+    transactions, statements = await pg_pool.fetchrow(
+        "SELECT count(DISTINCT txid), count(*) FROM tx_log"
+    )
+    # every UPDATE of jobs came from one of the tracker's flushes (one per flush interval),
+    # each a single statement over all its jobs; the seed needed 3 per chunk (900)
+    assert transactions == statements == pool.tracker.transactions
+    assert 1 <= transactions < 300
 
 
 async def test_seed_defect_processing_rate_reported_as_constant_zero(
-    redis_client: Any, redis_srv: RedisServer
+    redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
     """Bug: the seed's health report returned ``processing_rate: 0.0``, a constant.
     Fix: a sliding-window meter of completed chunks, published in the heartbeat.
     Reproduce: process 40 chunks; the heartbeat's rate is positive and matches the count."""
-    job_id = await enqueue_job(redis_client, 40)
+    job_id = await enqueue_job(redis_client, pg_pool, 40)
     async with running_pool(redis_srv, consumer="rate:1") as pool:
         await wait_for(lambda: _done(redis_client, job_id))
 
@@ -155,12 +169,12 @@ async def _positive(value: Any) -> bool:
 
 
 async def test_seed_defect_no_reclaim_of_dead_consumer(
-    redis_client: Any, redis_srv: RedisServer
+    redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
     """Bug: the seed had no reclaim: a crashed consumer's pending messages stayed forever.
     Fix: XAUTOCLAIM after reclaim_idle_ms by the survivors (supervised reclaim loop).
     Reproduce: a consumer takes 4 entries and vanishes; another pool finishes the job."""
-    job_id = await enqueue_job(redis_client, 4)
+    job_id = await enqueue_job(redis_client, pg_pool, 4)
     await redis_streams.ensure_group(redis_client)
     await redis_streams.read_group(redis_client, "gone:1", 4, None)
     async with running_pool(redis_srv, NoopEngine(), consumer="alive:2", reclaim_idle_ms=200):

@@ -6,7 +6,6 @@ messages, timeouts, max tasks per child, graceful stop, bounded streams, heartbe
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -16,14 +15,14 @@ from shield_orchestrator.engines.noop import NoopEngine
 from shield_orchestrator.services import heartbeat, redis_streams
 
 from tests.support.chunks import (
+    chunk_ids,
     dead_letters,
     enqueue_job,
     events_of,
-    insert_job_row,
     job_hash,
     progress_chunk_ids,
 )
-from tests.support.pools import running_pool, wait_for
+from tests.support.pools import metric, running_pool, wait_for
 from tests.support.servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -42,8 +41,7 @@ async def _finished(redis: Any, job_id: str) -> bool:
 async def test_processes_a_job_once_and_leaves_the_stream_empty(
     redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
-    job_id = await enqueue_job(redis_client, 25)
-    await insert_job_row(pg_pool, job_id, 25)
+    job_id = await enqueue_job(redis_client, pg_pool, 25)
     engine = NoopEngine()
     async with running_pool(redis_srv, engine, db=pg_pool, batch_size=4, pool_size=3) as pool:
         await wait_for(lambda: _finished(redis_client, job_id))
@@ -72,7 +70,7 @@ async def test_processes_a_job_once_and_leaves_the_stream_empty(
     assert types[:2] == ["ingestion.queued", "ingestion.started"]
     assert set(types[2:-1]) == {"ingestion.progress"}  # one per job per recorded batch
     assert types[-1] == "ingestion.completed"
-    assert sorted(progress_chunk_ids(events)) == [f"c{i:06d}" for i in range(25)]
+    assert sorted(progress_chunk_ids(events)) == chunk_ids(25)
     counts = [e.data["chunks_processed"] for e in events if e.type == "ingestion.progress"]
     assert counts == sorted(counts)
     assert counts[-1] == 25
@@ -83,26 +81,26 @@ async def test_processes_a_job_once_and_leaves_the_stream_empty(
 
 
 async def test_group_is_created_and_existing_group_is_fine(
-    redis_client: Any, redis_srv: RedisServer
+    redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
     assert await redis_streams.ensure_group(redis_client) is True
     assert await redis_streams.ensure_group(redis_client) is False
-    job_id = await enqueue_job(redis_client, 3)
+    job_id = await enqueue_job(redis_client, pg_pool, 3)
     async with running_pool(redis_srv):
         await wait_for(lambda: _finished(redis_client, job_id))
 
 
 async def test_retry_then_success_counts_attempts(
-    redis_client: Any, redis_srv: RedisServer
+    redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
     job_id = await enqueue_job(
-        redis_client, 2, meta=lambda i: {"noop_fail": "times:2"} if i else {}
+        redis_client, pg_pool, 2, meta=lambda n: {"noop_fail": "times:2"} if n == 2 else {}
     )
     engine = NoopEngine()
     async with running_pool(redis_srv, engine, retry_attempts=3) as pool:
         await wait_for(lambda: _finished(redis_client, job_id))
-        assert engine.calls[(job_id, "c000001")] == 3
-        assert pool.metrics.retried._value.get() == 2
+        assert engine.calls[(job_id, "c000002")] == 3
+        assert metric(pool, "shield_worker_chunks_retried_total") == 2
     assert _status(await job_hash(redis_client, job_id)) == "completed"
     assert await dead_letters(redis_client) == []
 
@@ -111,9 +109,8 @@ async def test_one_bad_chunk_does_not_fail_the_job(
     redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
     job_id = await enqueue_job(
-        redis_client, 4, meta=lambda i: {"noop_fail": "always"} if i == 2 else {}
+        redis_client, pg_pool, 4, meta=lambda n: {"noop_fail": "always"} if n == 2 else {}
     )
-    await insert_job_row(pg_pool, job_id, 4)
     engine = NoopEngine()
     async with running_pool(redis_srv, engine, db=pg_pool, retry_attempts=2) as pool:
         await wait_for(lambda: _finished(redis_client, job_id))
@@ -129,7 +126,7 @@ async def test_one_bad_chunk_does_not_fail_the_job(
             return await pg_pool.fetchval("SELECT count(*) FROM chunk_failures") == 1
 
         await wait_for(failure_row)
-        assert pool.metrics.dead_lettered._value.get() == 1
+        assert metric(pool, "shield_worker_chunks_dead_lettered_total") == 1
     failed = [
         e for e in await events_of(redis_client, job_id) if e.type == "ingestion.chunk_failed"
     ]
@@ -138,8 +135,10 @@ async def test_one_bad_chunk_does_not_fail_the_job(
     assert (str(row["job_id"]), row["chunk_id"], row["attempts"]) == (job_id, "c000002", 3)
 
 
-async def test_every_chunk_failing_fails_the_job(redis_client: Any, redis_srv: RedisServer) -> None:
-    job_id = await enqueue_job(redis_client, 2, meta=lambda i: {"noop_fail": "permanent"})
+async def test_every_chunk_failing_fails_the_job(
+    redis_client: Any, redis_srv: RedisServer, pg_pool: Any
+) -> None:
+    job_id = await enqueue_job(redis_client, pg_pool, 2, meta=lambda n: {"noop_fail": "permanent"})
     engine = NoopEngine()
     async with running_pool(redis_srv, engine):
         await wait_for(lambda: _finished(redis_client, job_id))
@@ -151,16 +150,16 @@ async def test_every_chunk_failing_fails_the_job(redis_client: Any, redis_srv: R
 
 
 async def test_malformed_messages_go_straight_to_dead_letter(
-    redis_client: Any, redis_srv: RedisServer
+    redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
-    job_id = await enqueue_job(redis_client, 1)
+    job_id = await enqueue_job(redis_client, pg_pool, 1)
     stream = keys.INGESTION_STREAM
     # three more entries name the job, all bad: they count as its failed chunks
     await redis_client.hset(keys.job(job_id), "chunks_total", 4)
     await redis_client.xadd(stream, {"v": "1", "kind": "ingest_chunk", "job_id": job_id,
-                                     "chunk_id": "c000001", "body": "{not json"})  # fmt: skip
+                                     "chunk_id": "c000002", "body": "{not json"})  # fmt: skip
     await redis_client.xadd(stream, {"v": "1", "kind": "ingest_chunk", "job_id": job_id,
-                                     "chunk_id": "c000002", "body": '{"text": ""}'})  # fmt: skip
+                                     "chunk_id": "c000003", "body": '{"text": ""}'})  # fmt: skip
     await redis_client.xadd(stream, {"garbage": "x"})
     await redis_client.xadd(stream, {"v": "1", "kind": "resize_image", "job_id": job_id,
                                      "chunk_id": "c000009", "body": "{}"})  # fmt: skip
@@ -179,7 +178,7 @@ async def test_malformed_messages_go_straight_to_dead_letter(
     h = await job_hash(redis_client, job_id)
     assert (h["status"], h["chunks_processed"], h["chunks_failed"]) == ("completed_with_errors",
                                                                         "1", "3")  # fmt: skip
-    assert list(engine.calls) == [(job_id, "c000000")]  # no malformed entry reached the engine
+    assert list(engine.calls) == [(job_id, "c000001")]  # no malformed entry reached the engine
     errors = sorted(d["error"] for d in await dead_letters(redis_client))
     assert len(errors) == 5
     assert any("not JSON" in e for e in errors)
@@ -188,10 +187,10 @@ async def test_malformed_messages_go_straight_to_dead_letter(
 
 
 async def test_timeout_and_crash_are_retried_then_dead_lettered_pool_survives(
-    redis_client: Any, redis_srv: RedisServer
+    redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
-    meta = {0: {"noop_sleep_s": 5}, 1: {"noop_fail": "crash"}}
-    job_id = await enqueue_job(redis_client, 3, meta=lambda i: meta.get(i, {}))
+    meta = {1: {"noop_sleep_s": 5}, 2: {"noop_fail": "crash"}}
+    job_id = await enqueue_job(redis_client, pg_pool, 3, meta=lambda n: meta.get(n, {}))
     engine = NoopEngine()
     async with running_pool(redis_srv, engine, timeout_s=0.2, retry_attempts=1):
         await wait_for(lambda: _finished(redis_client, job_id))
@@ -203,33 +202,37 @@ async def test_timeout_and_crash_are_retried_then_dead_lettered_pool_survives(
 
 
 async def test_engine_overloaded_does_not_spend_an_attempt(
-    redis_client: Any, redis_srv: RedisServer
+    redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
-    job_id = await enqueue_job(redis_client, 1, meta=lambda i: {"noop_fail": "overloaded:3"})
+    job_id = await enqueue_job(
+        redis_client, pg_pool, 1, meta=lambda n: {"noop_fail": "overloaded:3"}
+    )
     engine = NoopEngine()
     async with running_pool(redis_srv, engine, retry_attempts=0) as pool:
         await wait_for(lambda: _finished(redis_client, job_id))
-        assert pool.metrics.overloaded._value.get() == 3
+        assert metric(pool, "shield_worker_engine_overloaded_total") == 3
     assert _status(await job_hash(redis_client, job_id)) == "completed"
-    assert engine.calls[(job_id, "c000000")] == 4
+    assert engine.calls[(job_id, "c000001")] == 4
 
 
-async def test_max_tasks_per_child_stops_after_n(redis_client: Any, redis_srv: RedisServer) -> None:
-    job_id = await enqueue_job(redis_client, 12)
+async def test_max_tasks_per_child_stops_after_n(
+    redis_client: Any, redis_srv: RedisServer, pg_pool: Any
+) -> None:
+    job_id = await enqueue_job(redis_client, pg_pool, 12)
     async with running_pool(redis_srv, max_tasks_per_child=5, batch_size=2) as pool:
-        await wait_for(lambda: asyncio.sleep(0, pool.stop_reason == "max_tasks"))
+        await wait_for(lambda: pool.stop_reason == "max_tasks")
     assert pool.processed == 5
     assert (await job_hash(redis_client, job_id))["chunks_processed"] == "5"
     assert await redis_client.xlen(keys.INGESTION_STREAM) == 7  # the rest is still queued
 
 
 async def test_heartbeat_rate_and_metrics_endpoint(
-    redis_client: Any, redis_srv: RedisServer
+    redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
     from tests.support.servers import free_port
 
     port = free_port()
-    job_id = await enqueue_job(redis_client, 30)
+    job_id = await enqueue_job(redis_client, pg_pool, 30)
     async with running_pool(redis_srv, metrics_port=port, consumer="hb:1") as pool:
         await wait_for(lambda: _finished(redis_client, job_id))
 

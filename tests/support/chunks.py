@@ -1,64 +1,71 @@
-"""Put jobs on the ingestion stream the way the API does (job hash + chunks + queued event).
+"""Put jobs on the ingestion stream through the API's own producer, and read what they left.
 
-Used by the worker runtime's integration and acceptance tests; names come from the rendered
-``keys`` module, never spelled here.
+:func:`enqueue_job` calls ``JobRegistry.create`` (the PostgreSQL row, then the enqueue Lua),
+so the worker, acceptance and fault tests consume exactly what production writes: 1-based
+chunk ids, pydantic-core bodies, the queued event. :func:`chunk_message` is the test oracle of
+the message contract (ARCHITECTURE.md, "A chunk message"), written independently of the
+producer. Key names come from the rendered ``keys`` module, never spelled here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import time
-import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 ChunkMeta = Callable[[int], Mapping[str, Any]]
 
 
-def chunk_fields(job_id: str, i: int, metadata: Mapping[str, Any] | None = None) -> dict[str, str]:
+def chunk_id(n: int) -> str:
+    """The id the producer gives the n-th chunk of a job (1-based)."""
+    return f"c{n:06d}"
+
+
+def chunk_ids(n_chunks: int) -> list[str]:
+    """Every chunk id of a job of ``n_chunks`` chunks, in order."""
+    return [chunk_id(n) for n in range(1, n_chunks + 1)]
+
+
+def chunk_message(
+    job_id: str,
+    cid: str,
+    text: str,
+    source_uri: str,
+    metadata: Mapping[str, Any] | None,
+    source_type: str,
+    workspace: str,
+) -> dict[str, str]:
+    """The fields of one ingestion-stream entry, by the contract: the oracle of the tests."""
     body = {
-        "text": f"chunk {i} of {job_id}",
-        "source_uri": f"test://{job_id}/{i}",
-        "source_type": "text",
-        "workspace": "default",
+        "text": text,
+        "source_uri": source_uri,
+        "source_type": source_type,
+        "workspace": workspace,
         "metadata": dict(metadata or {}),
     }
     return {
         "v": "1",
         "kind": "ingest_chunk",
         "job_id": job_id,
-        "chunk_id": f"c{i:06d}",
-        "body": json.dumps(body),
+        "chunk_id": cid,
+        "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False),
     }
 
 
-async def enqueue_job(
-    redis: Any, n_chunks: int, meta: ChunkMeta | None = None, job_id: str | None = None
-) -> str:
-    """One MULTI: HSET job hash, XADD every chunk, XADD ingestion.queued. Returns the job id."""
-    from shield_orchestrator import keys
-    from shield_orchestrator.services.event_bus import EventType, queue_event
-    from shield_orchestrator.services.job_status import new_job_fields
+async def enqueue_job(redis: Any, db: Any, n_chunks: int, meta: ChunkMeta | None = None) -> str:
+    """Create a job of ``n_chunks`` chunks the way ``POST /ingest`` does; returns its id.
 
-    job_id = job_id or str(uuid.uuid4())
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(
-            keys.job(job_id), mapping=new_job_fields(job_id, n_chunks, "default", time.time())
-        )
-        for i in range(n_chunks):
-            pipe.xadd(keys.INGESTION_STREAM, chunk_fields(job_id, i, meta(i) if meta else None))
-        queue_event(pipe, EventType.QUEUED, {"chunks_total": n_chunks}, job_id=job_id)
-        await pipe.execute()
-    return job_id
+    Chunk n (1-based, id ``c00000n``) has text ``chunk n`` and metadata ``meta(n)`` (the noop
+    engine's ``noop_*`` switches)."""
+    from shield_orchestrator.services.job_registry import JobRegistry, NewChunk, NewJob
 
-
-async def insert_job_row(db: Any, job_id: str, n_chunks: int) -> None:
-    """The job's PostgreSQL row, as the API writes it before queueing."""
-    from shield_orchestrator.database.queries import query
-
-    await db.execute(query("insert_job"), job_id, "ingest", "default", n_chunks, None, "{}",
-                     dt.datetime.now(dt.UTC))  # fmt: skip
+    registry = JobRegistry(redis, db, max_queue_pending=10**9, idempotency_ttl_s=60)
+    chunks = [
+        NewChunk(f"chunk {n}", f"test://chunk/{n}", meta(n) if meta else None)
+        for n in range(1, n_chunks + 1)
+    ]
+    created = await registry.create(NewJob(chunks, "text", "default"))
+    return created.job_id
 
 
 async def job_hash(redis: Any, job_id: str) -> dict[str, str]:
@@ -67,17 +74,22 @@ async def job_hash(redis: Any, job_id: str) -> dict[str, str]:
     return dict(await redis.hgetall(keys.job(job_id)))
 
 
-async def events_of(redis: Any, job_id: str) -> list[Any]:
-    from shield_orchestrator.services.event_bus import read_events
+class Event(NamedTuple):
+    """One entry of the events stream, as a reader sees it."""
 
-    out: list[Any] = []
-    cursor = "0"
-    while True:
-        batch = await read_events(redis, after_id=cursor, count=1000)
-        if not batch:
-            return [e for e in out if e.job_id == job_id]
-        out.extend(batch)
-        cursor = batch[-1].id
+    id: str
+    type: str
+    job_id: str
+    data: dict[str, Any]
+
+
+async def events_of(redis: Any, job_id: str) -> list[Event]:
+    """Every kept event of ``job_id`` ("" for the workers' own events), oldest first."""
+    from shield_orchestrator import keys
+
+    entries = await redis.xrange(keys.EVENTS_STREAM)
+    events = [Event(i, f["type"], f["job_id"], json.loads(f["data"])) for i, f in entries]
+    return [e for e in events if e.job_id == job_id]
 
 
 async def dead_letters(redis: Any) -> list[dict[str, str]]:
@@ -86,6 +98,6 @@ async def dead_letters(redis: Any) -> list[dict[str, str]]:
     return [dict(f) for _id, f in await redis.xrange(keys.DEAD_LETTER_STREAM)]
 
 
-def progress_chunk_ids(events: list[Any]) -> list[str]:
+def progress_chunk_ids(events: list[Event]) -> list[str]:
     """Chunk ids reported by ingestion.progress events (one event may carry a batch)."""
     return [c for e in events if e.type == "ingestion.progress" for c in e.data["chunk_ids"]]

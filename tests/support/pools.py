@@ -73,11 +73,26 @@ async def running_pool(
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[bool]], timeout_s: float = 20.0, every_s: float = 0.02
+    condition: Callable[[], Awaitable[bool] | bool],
+    timeout_s: float = 20.0,
+    what: str = "condition",
+    every_s: float = 0.02,
 ) -> None:
-    """Poll ``condition`` until it holds; AssertionError after ``timeout_s``."""
+    """Poll ``condition`` (a predicate, or a coroutine function) until it holds; the limit
+    only bounds a broken run (AssertionError naming ``what`` after ``timeout_s``)."""
     deadline = time.monotonic() + timeout_s
-    while not await condition():
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s")
+            raise AssertionError(f"{what}: not reached within {timeout_s:.0f}s")
         await asyncio.sleep(every_s)
+
+
+def metric(pool: Any, name: str, **labels: str) -> float:
+    """A sample of the pool's Prometheus registry, as /metrics shows it (0 when absent)."""
+    value = pool.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else float(value)
