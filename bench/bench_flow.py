@@ -79,7 +79,7 @@ async def _enqueue(redis: Any, n: int, workspace: str) -> str:
     for start in range(0, n, 500):
         async with redis.pipeline(transaction=False) as pipe:
             for i in range(start, min(start + 500, n)):
-                fields = chunk_fields(job_id, i)
+                fields = chunk_fields(job_id, i + 1)
                 body = json.loads(fields["body"])
                 body["text"] = text(i)
                 body["workspace"] = workspace

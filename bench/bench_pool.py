@@ -130,12 +130,12 @@ async def through_worker(
     await r.flushall()
     worker = _spawn(redis, pg, db, knobs, log)
     try:
-        warm = await enqueue_job(r, 50)
-        await _wait_done(r, warm)
         job_id = __import__("uuid").uuid4().__str__()
         conn = await asyncpg.connect(pg.dsn(db))
+        warm = await enqueue_job(r, conn, 50)
         await insert_job_row(conn, job_id, n)
         await conn.close()
+        await _wait_done(r, warm)
         await asyncio.sleep(1.5)  # the worker flushes the warm-up job; stats settle
         before = await _xact_commit(pg, db)
         t0 = time.perf_counter()
@@ -162,7 +162,7 @@ async def _enqueue_large(r: Redis, n: int, job_id: str) -> None:
     for start in range(0, n, 1000):
         async with r.pipeline(transaction=False) as pipe:
             for i in range(start, min(start + 1000, n)):
-                pipe.xadd(keys.INGESTION_STREAM, chunk_fields(job_id, i))
+                pipe.xadd(keys.INGESTION_STREAM, chunk_fields(job_id, i + 1))
             await pipe.execute()
 
 

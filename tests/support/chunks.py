@@ -52,6 +52,23 @@ def chunk_message(
     }
 
 
+def chunk_fields(job_id: str, n: int, metadata: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The oracle's entry of chunk n (1-based) of a job: for the benchmarks that preload a
+    stream faster than the API could (bench/); tests enqueue with :func:`enqueue_job`."""
+    return chunk_message(job_id, chunk_id(n), f"chunk {n}", f"test://chunk/{n}", metadata,
+                         "text", "default")  # fmt: skip
+
+
+async def insert_job_row(db: Any, job_id: str, n_chunks: int) -> None:
+    """The job's PostgreSQL row, as the producer writes it (for the benchmarks' preloads)."""
+    import datetime as dt
+
+    from shield_orchestrator.database.queries import query
+
+    await db.execute(query("insert_job"), job_id, "ingest", "default", n_chunks, None, "{}",
+                     dt.datetime.now(dt.UTC))  # fmt: skip
+
+
 async def enqueue_job(redis: Any, db: Any, n_chunks: int, meta: ChunkMeta | None = None) -> str:
     """Create a job of ``n_chunks`` chunks the way ``POST /ingest`` does; returns its id.
 
