@@ -61,7 +61,7 @@ pytest: $(VENV_STAMP) render ## pytest: everything on the default tree, unit+int
 
 test-fast: lint typecheck pytest ## everything but the systemd hosts
 
-test: ## everything CI runs: lint, typecheck, pytest, the systemd host self-test
+test: ## every test: lint, typecheck, pytest, the systemd hosts (harness self-test, every molecule scenario)
 	@$(STAGE) bootstrap $(MAKE) --no-print-directory venv
 	@$(STAGE) render $(MAKE) --no-print-directory render
 	@$(STAGE) lint $(MAKE) --no-print-directory lint
