@@ -1,8 +1,9 @@
 """GET /jobs/{id}, /failures and POST /retry-failed against real Redis and PostgreSQL.
 
-Progress is written the way the pool writes it (the job tracker's outcome Lua), so the API
-reads what workers really produce; dead-letter entries carry the original ``body`` field
-(the contract retry-failed relies on).
+Progress is written by the pool's own code: ``JobTracker.record`` (the outcome Lua) for the
+chunks of a job, or a running WorkerPool whose flusher writes PostgreSQL, so the API reads
+what workers really produce; dead-letter entries carry the original ``body`` field (the
+contract retry-failed relies on).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 
 from tests.support.api import HEADERS, api_settings, asgi_client
+from tests.support.pools import running_pool, wait_for
+from tests.support.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +27,11 @@ async def api(worker_settings: Any, redis_client: Any) -> AsyncIterator[Any]:
         yield client
 
 
-async def _submit(api: Any, n: int) -> str:
-    chunks = [{"text": f"text {i}", "source_uri": f"test://{i}"} for i in range(n)]
+async def _submit(api: Any, n: int, meta: dict[int, dict[str, str]] | None = None) -> str:
+    chunks = [
+        {"text": f"text {i}", "source_uri": f"test://{i}", "metadata": (meta or {}).get(i, {})}
+        for i in range(n)
+    ]
     r = await api.post(
         "/lightrag/ingest-async", json={"chunks": chunks, "source_type": "t"}, headers=HEADERS
     )
@@ -34,30 +40,22 @@ async def _submit(api: Any, n: int) -> str:
 
 
 async def _finish(redis: Any, job_id: str, failed: set[str]) -> None:
-    """Mark every chunk of the job processed (or dead-lettered, for ``failed``) by hand,
-    the way the pool records outcomes: counters + dead-letter entry with its body."""
-    from shield_orchestrator import keys
+    """Record an outcome for every chunk of the job the way the pool does (JobTracker.record:
+    counters, status, events, and a dead-letter entry with its body for ``failed``)."""
+    from shield_orchestrator.services import redis_streams
+    from shield_orchestrator.services.job_tracker import FAILED, PROCESSED, JobTracker, Outcome
 
-    entries = await redis.xrange(keys.INGESTION_STREAM)
-    done = failed_n = 0
-    for entry_id, f in entries:
-        if f["job_id"] != job_id:
-            continue
-        if f["chunk_id"] in failed:
-            failed_n += 1
-            await redis.xadd(keys.DEAD_LETTER_STREAM, {
-                "job_id": job_id, "chunk_id": f["chunk_id"], "kind": f["kind"], "attempts": "4",
-                "error": "ChunkError: engine said no", "stream_id": entry_id,
-                "failed_at": "1700000000.5", "body": f["body"],
-            })  # fmt: skip
-        else:
-            done += 1
-        await redis.xdel(keys.INGESTION_STREAM, entry_id)
-    status = "completed" if not failed_n else ("failed" if not done else "completed_with_errors")
-    await redis.hset(keys.job(job_id), mapping={
-        "chunks_processed": done, "chunks_failed": failed_n, "status": status,
-        "started_at": "1700000000.1", "finished_at": "1700000001.1",
-    })  # fmt: skip
+    await redis_streams.ensure_group(redis)
+    entries = await redis_streams.read_group(redis, "api-test:1", 1000, None)
+    outcomes = [
+        Outcome(entry_id, job_id, f["chunk_id"], FAILED, kind=f["kind"], attempts=4,
+                error="ChunkError: engine said no")
+        if f["chunk_id"] in failed
+        else Outcome(entry_id, job_id, f["chunk_id"], PROCESSED)
+        for entry_id, f in entries
+        if f["job_id"] == job_id
+    ]  # fmt: skip
+    await JobTracker(redis).record(outcomes)
 
 
 async def test_job_status_from_redis(api: Any, redis_client: Any) -> None:
@@ -75,25 +73,33 @@ async def test_job_status_from_redis(api: Any, redis_client: Any) -> None:
     assert out["status"] == "completed_with_errors"
     assert (out["chunks_processed"], out["chunks_failed"], out["percent_complete"]) == (3, 1, 100)
     assert out["error_summary"] == f"1 of 4 chunks failed; see /jobs/{job_id}/failures"
-    assert out["finished_at"].startswith("2023-11-14T22:13:21")
+    assert out["created_at"] <= out["started_at"] <= out["finished_at"]
 
 
-async def test_job_status_falls_back_to_postgres_after_the_ttl(
-    api: Any, redis_client: Any, pg_pool: Any
+async def test_job_status_and_failures_fall_back_to_postgres_after_the_ttl(
+    api: Any, redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
+    """The real chain: a pool processes the job, its flusher writes PostgreSQL, the job hash
+    expires after a 1 s TTL, and the API answers from PostgreSQL."""
     from shield_orchestrator import keys
 
-    job_id = await _submit(api, 2)
-    await pg_pool.execute(
-        "UPDATE jobs SET status = 'completed', chunks_processed = 2 WHERE job_id = $1", job_id
-    )
-    await redis_client.delete(keys.job(job_id))  # what the TTL does after the end
+    job_id = await _submit(api, 2, meta={1: {"noop_fail": "permanent"}})
+    async with running_pool(redis_srv, db=pg_pool, job_status_ttl_s=1):
 
+        async def expired() -> bool:
+            return not await redis_client.exists(keys.job(job_id))
+
+        await wait_for(expired, what="the job hash expired")
     r = await api.get(f"/jobs/{job_id}", headers=HEADERS)
     assert r.status_code == 200
     out = r.json()
     assert out["source"] == "postgres"
-    assert (out["status"], out["percent_complete"]) == ("completed", 100.0)
+    assert (out["status"], out["chunks_processed"], out["chunks_failed"]) == (
+        "completed_with_errors", 1, 1)  # fmt: skip
+    assert out["percent_complete"] == 100.0
+    r = await api.get(f"/jobs/{job_id}/failures", headers=HEADERS)
+    assert r.status_code == 200
+    assert [f["chunk_id"] for f in r.json()["failures"]] == ["c000002"]
 
 
 async def test_unknown_job_is_404_and_malformed_id_is_422(api: Any) -> None:

@@ -1,7 +1,8 @@
-"""Job status: a ``str`` Enum, forward-only transitions, the job hash layout, job reads.
+"""Job status: a ``str`` Enum, the job hash layout, job reads.
 
-State diagram (forward only; the progress Lua in services/job_tracker.py is the only writer
-after creation, and exactly one of its calls observes the terminal transition)::
+State diagram (forward only). The progress Lua in services/job_tracker.py is the only writer
+after creation and the only place that decides a transition (exactly one of its calls
+observes the terminal one); tests/integration/test_job_status_lua.py holds its table::
 
     queued ──first chunk outcome──> processing ──last outcome──> completed
                                                              ├──> completed_with_errors
@@ -29,7 +30,6 @@ from redis.asyncio import Redis
 
 from shield_orchestrator import keys
 from shield_orchestrator.database.queries import query
-from shield_orchestrator.errors import StatusTransitionError
 
 
 class JobStatus(StrEnum):
@@ -44,20 +44,9 @@ class JobStatus(StrEnum):
         return self in TERMINAL
 
 
-ACTIVE: frozenset[JobStatus] = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})
 TERMINAL: frozenset[JobStatus] = frozenset(
     {JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED}
 )
-# Rank used for "forward only": a status may only be replaced by one of a higher rank
-# (the terminal statuses share the top rank and never replace each other).
-RANK: Mapping[JobStatus, int] = {
-    JobStatus.QUEUED: 0,
-    JobStatus.PROCESSING: 1,
-    JobStatus.COMPLETED: 2,
-    JobStatus.COMPLETED_WITH_ERRORS: 2,
-    JobStatus.FAILED: 2,
-}
-
 # The job hash fields (keys.job). Created by the API (new_job_fields), updated by the Lua.
 JOB_FIELDS: tuple[str, ...] = (
     "job_id",
@@ -73,28 +62,6 @@ JOB_FIELDS: tuple[str, ...] = (
     "updated_at",
     "rev",
 )
-
-
-def can_transition(old: JobStatus, new: JobStatus) -> bool:
-    """True when ``old -> new`` moves forward (or stays, which is a no-op)."""
-    if old == new:
-        return True
-    return RANK[new] > RANK[old]
-
-
-def check_transition(old: JobStatus, new: JobStatus) -> None:
-    """Raise StatusTransitionError unless ``old -> new`` is forward."""
-    if not can_transition(old, new):
-        raise StatusTransitionError(f"job status cannot move from {old} to {new}")
-
-
-def final_status(processed: int, failed: int) -> JobStatus:
-    """The terminal status of a job whose every chunk has an outcome."""
-    if failed == 0:
-        return JobStatus.COMPLETED
-    if processed == 0:
-        return JobStatus.FAILED
-    return JobStatus.COMPLETED_WITH_ERRORS
 
 
 def new_job_fields(
