@@ -7,7 +7,12 @@ PostgreSQL storages are shared by the fleet (lease global: one owner process fle
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -19,9 +24,12 @@ from shield_orchestrator.engines.config import EngineConfig
 from shield_orchestrator.engines.offline import OfflineEngine
 from shield_orchestrator.engines.workspace_lock import WorkspaceBusyError, WorkspaceLock
 
+from tests.support.pools import wait_for
 from tests.support.servers import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -135,3 +143,79 @@ async def test_postgres_storages_are_leased_fleet_wide(
     other_host = dataclasses.replace(pg, host="worker-b", working_dir=str(tmp_path / "b"))
     with pytest.raises(WorkspaceBusyError, match="worker-a:1:"):
         await start(engines, other_host)
+
+
+async def test_a_sigkilled_owner_process_is_replaced_after_its_lease_expires(
+    rendered_root: Path,
+    redis_srv: RedisServer,
+    redis: aioredis.Redis,
+    engines: AsyncExitStack,
+    tmp_path: Path,
+) -> None:
+    """A real worker-like process owns the lease and is killed with SIGKILL (no release):
+    its lease stays until the TTL runs out, then a second owner takes it over."""
+    key = keys.lightrag_workspace("shared", "worker-a")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(rendered_root), str(REPO)])}
+    owner = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.support.lease_owner", redis_srv.url, str(tmp_path / "a"),
+        "worker-a", env=env, cwd=REPO, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert owner.stdout is not None
+        output = await asyncio.wait_for(_until_started(owner.stdout), 120)
+        assert output.endswith(b"started\n"), output.decode(errors="replace")
+        token = (await redis.get(key) or b"").decode()
+        assert token.startswith(f"worker-a:1:{owner.pid}:")
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(owner.wait(), 10)
+    assert owner.returncode == -signal.SIGKILL
+    assert (await redis.get(key) or b"").decode() == token  # nobody released it
+    config = dataclasses.replace(
+        file_config(redis_srv, tmp_path / "a", host="worker-a"), workspace_lock_wait_s=None
+    )
+    await start(engines, config)  # waits up to one TTL for the dead owner's lease
+    holder = (await redis.get(key) or b"").decode()
+    assert holder.startswith(f"worker-a:1:{os.getpid()}:")
+
+
+async def _until_started(out: asyncio.StreamReader) -> bytes:
+    """The owner's output up to its ``started`` line (or to its end, if it died first)."""
+    seen = b""
+    while not seen.endswith(b"started\n"):
+        line = await out.readline()
+        if not line:
+            break
+        seen += line
+    return seen
+
+
+async def test_an_owner_that_lost_its_lease_refuses_chunks(
+    redis_srv: RedisServer,
+    redis: aioredis.Redis,
+    engines: AsyncExitStack,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An owner paused past its TTL finds another process's token at its next renewal: it
+    logs the loss and refuses chunks (EngineOverloaded: they are retried elsewhere)."""
+    from shield_orchestrator.engines.base import ChunkInput, EngineOverloaded
+
+    caplog.set_level(logging.ERROR)
+    engine = await start(engines, file_config(redis_srv, tmp_path, host="worker-a"))
+    key = keys.lightrag_workspace("shared", "worker-a")
+    await redis.set(key, "worker-b:2:4242:newer", px=60_000)  # another owner took it over
+
+    def lost() -> bool:
+        actions = [getattr(r, "action", "") for r in caplog.records]
+        return "engine.workspace_lock.lost" in actions
+
+    await wait_for(lost, 10, "the lease loss noticed")  # renewed every TTL/3 (1 s)
+    chunk = ChunkInput(job_id="j", chunk_id="c000001", text="Ada meets Bob.",
+                       source_uri="file:///a.txt", workspace="shared")  # fmt: skip
+    with pytest.raises(EngineOverloaded, match="lease lost"):
+        await engine.process(chunk)
+    assert await redis.get(key) == b"worker-b:2:4242:newer"  # never renewed or freed by it
+    await engine.close()
+    assert await redis.get(key) == b"worker-b:2:4242:newer"

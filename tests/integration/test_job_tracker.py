@@ -16,6 +16,7 @@ from shield_orchestrator.services.job_tracker import (
     ACK,
     FAILED,
     PROCESSED,
+    FlushStats,
     JobTracker,
     Outcome,
     TrackerConfig,
@@ -250,3 +251,37 @@ async def test_read_falls_back_to_postgres_after_ttl(redis_client: Any, pg_pool:
     assert old.finished_at == live.finished_at
     assert await fetch_job(redis_client, pg_pool, "6f1c8a43-0000-4000-8000-000000000000") is None
     assert await fetch_job(redis_client, pg_pool, "not-a-uuid") is None
+
+
+async def test_a_flush_while_another_holds_the_flush_lock_is_skipped(
+    redis_client: Any, pg_pool: Any, postgres_srv: PostgresServer, pg_database: str
+) -> None:
+    """Two flushers (two worker processes): while one is inside its flush (here held by a
+    PostgreSQL row lock another session keeps), the other skips and writes nothing; once the
+    first commits, the lock is free again and nothing is left dirty."""
+    job_id = await enqueue_job(redis_client, pg_pool, 1)
+    ((e, j, c),) = await _deliver(redis_client, 1)
+    first, second = JobTracker(redis_client), JobTracker(redis_client)
+    await first.record([Outcome(e, j, c, PROCESSED)])
+    blocker = await asyncpg.connect(postgres_srv.dsn(pg_database))
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("SELECT 1 FROM jobs WHERE job_id = $1 FOR UPDATE", job_id)
+        running = asyncio.create_task(first.flush(pg_pool))
+
+        async def first_holds_the_lock() -> bool:
+            return bool(await redis_client.exists(keys.FLUSH_LOCK))
+
+        await wait_for(first_holds_the_lock, what="the first flush took the lock")
+        assert await second.flush(pg_pool) == FlushStats(skipped=True)
+        assert second.transactions == 0
+        await tx.rollback()
+    finally:
+        await blocker.close()
+    assert (await asyncio.wait_for(running, 30)).jobs == 1
+    assert await redis_client.exists(keys.FLUSH_LOCK) == 0
+    assert await redis_client.scard(keys.JOBS_DIRTY) == 0
+    assert (await second.flush(pg_pool)).skipped is False
+    row = await pg_pool.fetchrow("SELECT status, chunks_processed FROM jobs")
+    assert tuple(row) == ("completed", 1)
