@@ -1,5 +1,6 @@
 """The rendered worker as a real process (``python -m shield_orchestrator.workers N``),
-sent real signals: SIGTERM mid-batch, SIGKILL, max tasks per child, a long task's lease."""
+sent real signals: SIGTERM mid-batch, SIGKILL, max tasks per child. (A long task's lease
+across processes is the fault suite's: tests/faults/test_long_chunk_lease.py.)"""
 
 from __future__ import annotations
 
@@ -141,35 +142,6 @@ async def test_max_tasks_per_child_exits_zero_by_itself(
     assert "stopping (max_tasks)" in worker.log()
     assert await _processed(redis_client, job_id) == 5
     assert await redis_client.xlen(keys.INGESTION_STREAM) == 7
-
-
-async def test_a_long_task_keeps_its_lease_while_another_process_polls(
-    redis_client: Any, pg_pool: Any, spawn: Spawn
-) -> None:
-    idle_ms = 600
-    job_id = await enqueue_job(
-        redis_client, pg_pool, 1, meta=lambda n: {"noop_sleep_s": 3 * idle_ms / 1000}
-    )
-    owner = spawn("1", reclaim_idle_ms=str(idle_ms))
-    await wait_for(lambda: _holds(redis_client, "acceptance:1"))
-    poller = spawn("2", reclaim_idle_ms=str(idle_ms))
-    deliveries: list[int] = []
-
-    async def done_watching_deliveries() -> bool:
-        rows = await redis_client.xpending_range(keys.INGESTION_STREAM, keys.CONSUMER_GROUP,
-                                                 "-", "+", 10)  # fmt: skip
-        deliveries.extend(r["times_delivered"] for r in rows)
-        assert all(r["consumer"] == "acceptance:1" for r in rows)
-        return await _status(redis_client, job_id) == "completed"
-
-    await wait_for(done_watching_deliveries, every_s=0.1)
-    assert len(deliveries) >= 5  # watched it across the 3 idle timeouts
-    assert set(deliveries) == {1}  # never redelivered
-    assert progress_chunk_ids(await events_of(redis_client, job_id)) == ["c000001"]
-    for w in (owner, poller):
-        w.signal(signal.SIGTERM)
-        assert await w.exited() == 0
-    assert "action=reclaimed" not in poller.log()
 
 
 async def _at_least(redis: Any, job_id: str, n: int) -> bool:

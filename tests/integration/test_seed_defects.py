@@ -19,7 +19,7 @@ from shield_orchestrator.services import heartbeat, redis_streams
 from shield_orchestrator.services.job_tracker import PROCESSED, JobTracker, Outcome
 
 from tests.support.chunks import dead_letters, enqueue_job, job_hash
-from tests.support.pools import running_pool, wait_for
+from tests.support.pools import metric, running_pool, wait_for
 from tests.support.servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -177,9 +177,14 @@ async def test_seed_defect_no_reclaim_of_dead_consumer(
     job_id = await enqueue_job(redis_client, pg_pool, 4)
     await redis_streams.ensure_group(redis_client)
     await redis_streams.read_group(redis_client, "gone:1", 4, None)
-    async with running_pool(redis_srv, NoopEngine(), consumer="alive:2", reclaim_idle_ms=200):
+    async with running_pool(redis_srv, NoopEngine(), consumer="alive:2",
+                            reclaim_idle_ms=200) as pool:  # fmt: skip
         await wait_for(lambda: _done(redis_client, job_id))
+        assert metric(pool, "shield_worker_entries_reclaimed_total") == 4
     assert (await job_hash(redis_client, job_id))["chunks_processed"] == "4"
+    state = await redis_streams.group_state(redis_client)
+    assert state is not None
+    assert state.pending == 0
 
 
 def test_seed_defect_validate_with_or_echo_passes_failed_checks() -> None:

@@ -47,18 +47,6 @@ async def test_starting_consumer_rereads_its_own_pending_first(
     assert sorted(engine.calls.values()) == [1] * 6
 
 
-async def test_dead_consumers_entries_are_reclaimed_after_idle(
-    redis_client: Any, redis_srv: RedisServer, pg_pool: Any
-) -> None:
-    job_id = await enqueue_job(redis_client, pg_pool, 5)
-    await _take(redis_client, "dead:1", 5)
-    async with running_pool(redis_srv, consumer="alive:1", reclaim_idle_ms=300) as pool:
-        await wait_for(lambda: _done(redis_client, job_id))
-        assert metric(pool, "shield_worker_entries_reclaimed_total") == 5
-    assert (await job_hash(redis_client, job_id))["chunks_processed"] == "5"
-    assert (await redis_streams.group_state(redis_client)).pending == 0  # type: ignore[union-attr]
-
-
 async def test_chunk_delivered_twice_counts_once(
     redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
