@@ -2,8 +2,9 @@
 
 What is proved: a 202 creates exactly one job row, one job hash, every chunk on the stream and
 one ingestion.queued event; Idempotency-Key replays or conflicts; a full queue answers 429 with
-Retry-After; a Redis failure in the MULTI or a PostgreSQL outage leaves nothing behind; every
-kind of bad input is a 4xx naming the field and writes nothing.
+Retry-After; a Redis failure in the enqueue script or a PostgreSQL outage leaves nothing
+behind (the job row is deleted again); every kind of bad input is a 4xx naming the field and
+writes nothing.
 """
 
 from __future__ import annotations
@@ -137,10 +138,11 @@ async def test_full_queue_answers_429_with_retry_after(
     assert await _written(redis_client, pg_pool) == (1, 1, 5, 1)
 
 
-async def test_redis_refusing_the_multi_leaves_no_orphan(
+async def test_redis_refusing_the_enqueue_script_leaves_no_orphan(
     api: Any, redis_client: Any, pg_pool: Any
 ) -> None:
-    """noeviction + maxmemory reached: Redis refuses the writes at queue time, EXEC aborts."""
+    """noeviction + maxmemory reached: Redis refuses the enqueue script's first write (nothing
+    is written), the registry deletes the job row it had inserted."""
     await redis_client.config_set("maxmemory", "1")
     try:
         r = await api.post(URL, json=body(4), headers=HEADERS | {"Idempotency-Key": "oom"})
