@@ -46,6 +46,22 @@ class ApiMetrics:
         self.dead_letter = Gauge(
             "shield_dead_letter_depth", "Entries on the dead-letter stream.", registry=self.registry
         )
+        self.stale_pending = Gauge(
+            "shield_queue_stale_pending_seconds",
+            "Longest idle time of a consumer that holds pending entries (no live worker "
+            "reclaims them when it exceeds the reclaim idle).",
+            registry=self.registry,
+        )
+        self.jobs_dirty = Gauge(
+            "shield_jobs_dirty",
+            "Jobs whose PostgreSQL row is behind Redis (the write-behind backlog).",
+            registry=self.registry,
+        )
+        self.workers_live = Gauge(
+            "shield_workers_live",
+            "Worker processes whose heartbeat is current.",
+            registry=self.registry,
+        )
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """A pure ASGI middleware around ``app`` that records every HTTP request."""

@@ -65,6 +65,21 @@ class WorkerMetrics:
         self.task_restarts = Counter(
             "shield_worker_task_restarts", "Background task crashes", ["task"], registry=r
         )
+        self.reclaim_idle = Gauge(
+            "shield_worker_reclaim_idle_seconds",
+            "Pending entries idle this long are reclaimed (the pool's reclaim_idle_ms)",
+            registry=r,
+        )
+        self.flush_failures = Counter(
+            "shield_worker_flush_failures",
+            "Write-behind flushes that failed (PostgreSQL or Redis unreachable)",
+            registry=r,
+        )
+        self.flush_last_success = Gauge(
+            "shield_worker_flush_last_success_timestamp_seconds",
+            "Unix time of this process's last write-behind flush that succeeded",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
