@@ -46,7 +46,7 @@ async def _written(redis: Any, pg_pool: Any) -> tuple[int, int, int, int]:
     from shield_orchestrator import keys
 
     rows = await pg_pool.fetchval("SELECT count(*) FROM jobs")
-    hashes = len([k async for k in redis.scan_iter(match=keys.job("*"))])
+    hashes = len([k async for k in redis.scan_iter(match=keys.job("*"), _type="hash")])
     return (
         rows,
         hashes,

@@ -1,4 +1,5 @@
-"""Event bus: bounded stream, per-job order, ids usable as SSE Last-Event-ID, job filter."""
+"""Event bus: bounded streams, per-job order, one id per event in both streams, job streams
+read alone."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Any
 import pytest
 from shield_orchestrator import keys
 from shield_orchestrator.services.event_bus import (
+    EMIT_LUA,
     EventType,
     emit,
-    queue_event,
+    event_fields,
+    latest_id,
     read_events,
-    read_events_page,
 )
 
 pytestmark = pytest.mark.integration
@@ -28,34 +30,41 @@ async def test_emit_then_resume_after_last_event_id(redis_client: Any) -> None:
     assert [e.id for e in resumed] == ids[2:]
 
 
-async def test_job_filter_and_cursor_skip_other_jobs(redis_client: Any) -> None:
+async def test_a_job_stream_holds_that_job_alone_with_the_global_ids(redis_client: Any) -> None:
     for i in range(6):
         await emit(redis_client, EventType.PROGRESS, {"n": i}, job_id="a" if i % 3 == 0 else "b")
-    events, cursor = await read_events_page(redis_client, after_id="0", job_id="a", count=4)
-    assert [e.data["n"] for e in events] == [0, 3]
-    later, cursor2 = await read_events_page(redis_client, after_id=cursor, job_id="a")
-    assert later == []  # entries 4, 5 belong to b
-    assert cursor2 != cursor
+    a = await read_events(redis_client, after_id="0", job_id="a")
+    b = await read_events(redis_client, after_id="0", job_id="b")
+    everything = await read_events(redis_client, after_id="0")
+    assert [e.data["n"] for e in a] == [0, 3]
+    assert [e.data["n"] for e in b] == [1, 2, 4, 5]
+    by_id = {e.id: e for e in everything}
+    assert all(by_id[e.id] == e for e in a + b)  # the same event under the same id
+    assert await read_events(redis_client, after_id=a[-1].id, job_id="a") == []
 
 
-async def test_queue_event_in_multi_and_dollar_cursor(redis_client: Any) -> None:
-    async with redis_client.pipeline(transaction=True) as pipe:
-        queue_event(pipe, EventType.QUEUED, {"chunks_total": 3}, job_id="j")
-        (entry_id,) = await pipe.execute()
-    events, cursor = await read_events_page(redis_client, after_id="$")
-    assert events == []
-    assert cursor == entry_id
+async def test_worker_events_stay_out_of_job_streams_and_latest_id_is_a_cursor(
+    redis_client: Any,
+) -> None:
+    assert await latest_id(redis_client) == "0-0"
+    queued = await emit(redis_client, EventType.QUEUED, {"chunks_total": 3}, job_id="j")
+    cursor = await latest_id(redis_client)
+    assert cursor == queued
     new_id = await emit(redis_client, EventType.WORKER_STARTED, {"consumer": "h:1"})
     events = await read_events(redis_client, after_id=cursor, block_ms=100)
     assert [(e.id, e.type, e.job_id) for e in events] == [(new_id, "worker.started", "")]
+    assert [e.id for e in await read_events(redis_client, job_id="j")] == [queued]
 
 
-async def test_event_stream_is_bounded(redis_client: Any) -> None:
-    n = keys.EVENTS_MAXLEN + 500
+async def test_event_streams_are_bounded(redis_client: Any) -> None:
+    n = max(keys.EVENTS_MAXLEN, keys.JOB_EVENTS_MAXLEN) + 500
+    sha = await redis_client.script_load(EMIT_LUA)  # what emit() runs, pipelined
     async with redis_client.pipeline(transaction=False) as pipe:
         for i in range(n):
-            queue_event(pipe, EventType.PROGRESS, {"n": i}, job_id="j")
+            f = event_fields(EventType.PROGRESS, {"n": i}, job_id="j")
+            pipe.evalsha(sha, 2, keys.EVENTS_STREAM, keys.job_events("j"), keys.EVENTS_MAXLEN,
+                         f["type"], "j", f["data"])  # fmt: skip
         await pipe.execute()
-    length = await redis_client.xlen(keys.EVENTS_STREAM)
     # MAXLEN ~ trims whole macro nodes: never below the cap, at most one node above it
-    assert keys.EVENTS_MAXLEN <= length < n
+    assert keys.EVENTS_MAXLEN <= await redis_client.xlen(keys.EVENTS_STREAM) < n
+    assert keys.JOB_EVENTS_MAXLEN <= await redis_client.xlen(keys.job_events("j")) < n

@@ -5,7 +5,8 @@ Creating a job (:meth:`JobRegistry.create`)::
     XLEN ingestion stream >= max_queue_pending?            -> QueueFull (the API answers 429)
     Idempotency-Key known (Redis, then PostgreSQL)?        -> the same job, or IdempotencyConflict
     INSERT jobs row (PostgreSQL; idempotency_key UNIQUE)   -> a concurrent twin loses here
-    ENQUEUE_LUA: HSET job hash, XADD every chunk, XADD ingestion.queued, SET idempotency key
+    ENQUEUE_LUA: HSET job hash, XADD every chunk, XADD ingestion.queued (global + job
+                 stream), SET idempotency key
     Redis failed?                                          -> DELETE the row, re-raise
 
 so a request that fails half-way leaves no job row, no job hash and no chunk on the stream.
@@ -60,7 +61,8 @@ _SELECT_BY_IDEMPOTENCY_KEY = (
 )
 _DELETE_JOB = "DELETE FROM jobs WHERE job_id = $1::uuid"
 
-# KEYS: 1 job hash, 2 ingestion stream, 3 events stream, 4 idempotency key.
+# KEYS: 1 job hash, 2 ingestion stream, 3 events stream, 4 idempotency key, 5 the job's
+# event stream (the queued event goes to both streams with one id: event_bus.EVENT_LUA).
 # ARGV: 1 events maxlen, 2 idempotency TTL (s), 3 idempotency value ('' = no key),
 # 4 event JSON ([type, job_id, data]), 5 message version, 6 kind, 7 job id, 8 the chunks
 # (:func:`chunks_blob`: "id\nbody\nid\nbody..."), then the job hash's field/value pairs.
@@ -68,7 +70,9 @@ _DELETE_JOB = "DELETE FROM jobs WHERE job_id = $1::uuid"
 # ingestion.queued event's id. The chunks travel as ONE argument: redis-py packs each argument
 # in Python (an isinstance ladder and a bytes join each), which for 2 arguments per chunk was
 # the largest part of the API's CPU per request.
-ENQUEUE_LUA = """
+ENQUEUE_LUA = (
+    event_bus.EVENT_LUA
+    + """
 redis.call('HSET', KEYS[1], unpack(ARGV, 9, #ARGV))
 local blob = ARGV[8]
 local pos, size = 1, #blob
@@ -81,11 +85,11 @@ while pos <= size do
   pos = body_end + 1
 end
 local ev = cjson.decode(ARGV[4])
-local event_id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', ev[1],
-  'job_id', ev[2], 'data', ev[3])
+local event_id = add_event(KEYS[3], ARGV[1], KEYS[5], ev[1], ev[2], ev[3])
 if ARGV[3] ~= '' then redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[2]) end
 return event_id
 """
+)
 
 
 class RegistryError(ShieldError):
@@ -314,7 +318,7 @@ class JobRegistry:
             idem_value = json.dumps({"job_id": job_id, "digest": digest, "chunks_total": total})
         event_id = await self._script(
             keys=[keys.job(job_id), keys.INGESTION_STREAM, keys.EVENTS_STREAM,
-                  idem_key or keys.idempotency("")],
+                  idem_key or keys.idempotency(""), keys.job_events(job_id)],
             args=[keys.EVENTS_MAXLEN, self.idempotency_ttl_s, idem_value,
                   json.dumps([ev["type"], ev["job_id"], ev["data"]]), MESSAGE_VERSION,
                   CHUNK_KIND, job_id, chunks_blob(new), *hash_args],
