@@ -112,6 +112,22 @@ CASES = {
         {"orchestrator_deployment_environment": "production"},
         ["production", "sandbox default", "ansible-vault"],
     ),
+    "redis_password_placeholder": (
+        {"redis_password": "changeme12345678"},
+        ["redis_password is a placeholder", "changeme", "vault_redis_password"],
+    ),
+    "redis_password_short": (
+        {"redis_password": "Zq8v2Lk0Pw3n"},
+        ["redis_password is shorter than 16 characters", "openssl rand"],
+    ),
+    "postgresql_password_example_copy": (
+        {"postgresql_password": "CHANGE-ME-postgresql-password"},
+        ["postgresql_password is a placeholder", "change-me", "vault_postgresql_password"],
+    ),
+    "postgresql_password_repetitive": (
+        {"postgresql_password": "abababababababababab"},
+        ["postgresql_password has fewer than 6 distinct characters"],
+    ),
     "eviction_policy": (
         {"redis_maxmemory_policy": "allkeys-lru"},
         ["redis_maxmemory_policy=allkeys-lru", "noeviction"],
