@@ -113,11 +113,14 @@ class JobAccepted(BaseModel):
     retry_of: str | None = Field(default=None, description="Set by retry-failed: the old job.")
 
 
+StatusName = Literal["queued", "processing", "completed", "completed_with_errors", "failed"]
+
+
 class JobOut(BaseModel):
     """GET /jobs/{job_id}."""
 
     job_id: str
-    status: Literal["queued", "processing", "completed", "completed_with_errors", "failed"]
+    status: StatusName
     workspace: str
     chunks_total: int
     chunks_processed: int
@@ -129,6 +132,15 @@ class JobOut(BaseModel):
     updated_at: dt.datetime | None
     error_summary: str | None = Field(description="How many chunks failed; see /failures.")
     source: Literal["redis", "postgres"] = Field(description="Where this copy was read.")
+
+
+class JobsPage(BaseModel):
+    """GET /jobs: a page of jobs, newest first."""
+
+    jobs: list[JobOut]
+    next_cursor: str | None = Field(
+        description="Pass as ``cursor`` (with the same filters) for the next page; null: none."
+    )
 
 
 class FailureOut(BaseModel):

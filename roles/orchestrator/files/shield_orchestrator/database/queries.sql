@@ -42,3 +42,19 @@ ON CONFLICT (job_id, chunk_id) DO NOTHING
 -- name: select_failures
 SELECT chunk_id, attempts, error, stream_id, failed_at
 FROM chunk_failures WHERE job_id = $1::uuid ORDER BY chunk_id
+
+-- name: list_jobs
+-- GET /jobs: newest first, keyset pagination on (created_at, job_id) (services/job_listing.py).
+-- $1 status, $2 kind, $3 workspace, $4 created since: NULL matches every row. $5, $6: the
+-- last row of the previous page (NULL: the first page). $7: rows to return. A job created
+-- while a client pages is newer than every cursor, so it never shifts a later page.
+SELECT job_id, kind, workspace, status, chunks_total, chunks_processed, chunks_failed,
+       idempotency_key, created_at, started_at, finished_at, updated_at
+FROM jobs
+WHERE ($1::text IS NULL OR status = $1)
+  AND ($2::text IS NULL OR kind = $2)
+  AND ($3::text IS NULL OR workspace = $3)
+  AND ($4::timestamptz IS NULL OR created_at >= $4)
+  AND ($5::timestamptz IS NULL OR (created_at, job_id) < ($5, $6::uuid))
+ORDER BY created_at DESC, job_id DESC
+LIMIT $7

@@ -1,10 +1,13 @@
-"""GET /jobs/{job_id}, GET /jobs/{job_id}/failures, POST /jobs/{job_id}/retry-failed."""
+"""GET /jobs, GET /jobs/{job_id}, GET /jobs/{job_id}/failures, POST /jobs/{job_id}/retry-failed."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from shield_orchestrator.api.deps import DbDep, RedisDep, RegistryDep
 from shield_orchestrator.api.models import (
@@ -12,14 +15,19 @@ from shield_orchestrator.api.models import (
     FailuresOut,
     JobAccepted,
     JobOut,
+    JobsPage,
+    StatusName,
     error_responses,
 )
 from shield_orchestrator.api.routes.ingest import accepted
 from shield_orchestrator.errors import JobNotFound
 from shield_orchestrator.services import job_failures
+from shield_orchestrator.services.job_listing import BadCursor, JobFilter, list_jobs
 from shield_orchestrator.services.job_status import JobView, fetch_job
 
 router = APIRouter(tags=["jobs"])
+
+MAX_PAGE = 200  # jobs per page of GET /jobs (a larger limit is a 422)
 
 
 def _job_out(job: JobView) -> JobOut:
@@ -44,6 +52,43 @@ def _job_out(job: JobView) -> JobOut:
         error_summary=summary,
         source=job.source,  # type: ignore[arg-type]
     )
+
+
+@router.get(
+    "/jobs",
+    response_model=JobsPage,
+    responses=error_responses(401, 422, 503),
+    summary="Jobs, newest first, filtered, a page at a time (from PostgreSQL)",
+)
+async def get_jobs(
+    db: DbDep,
+    status: Annotated[
+        StatusName | None,
+        Query(description="Only jobs in this status (PostgreSQL's copy, flushed behind Redis)."),
+    ] = None,
+    kind: Annotated[str | None, Query(max_length=64, description="Only this kind.")] = None,
+    workspace: Annotated[
+        str | None, Query(max_length=256, description="Only this workspace.")
+    ] = None,
+    created_since: Annotated[
+        dt.datetime | None, Query(description="Only jobs created at or after this instant.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Jobs per page.")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="next_cursor of the previous page, same filters."),
+    ] = None,
+) -> JobsPage:
+    if created_since is not None and created_since.tzinfo is None:
+        created_since = created_since.replace(tzinfo=dt.UTC)
+    flt = JobFilter(status, kind, workspace, created_since)
+    try:
+        jobs, next_cursor = await list_jobs(db, flt, limit, cursor)
+    except BadCursor as exc:
+        raise RequestValidationError(
+            [{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}]
+        ) from exc
+    return JobsPage(jobs=[_job_out(j) for j in jobs], next_cursor=next_cursor)
 
 
 @router.get(
