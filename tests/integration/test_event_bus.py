@@ -68,3 +68,17 @@ async def test_event_streams_are_bounded(redis_client: Any) -> None:
     # MAXLEN ~ trims whole macro nodes: never below the cap, at most one node above it
     assert keys.EVENTS_MAXLEN <= await redis_client.xlen(keys.EVENTS_STREAM) < n
     assert keys.JOB_EVENTS_MAXLEN <= await redis_client.xlen(keys.job_events("j")) < n
+
+
+async def test_a_job_stream_ahead_of_the_global_one_still_gets_the_event(
+    redis_client: Any,
+) -> None:
+    """Only if the global stream was deleted and made again can a job's stream be ahead of
+    it: the copy then takes a fresh id rather than failing the writer's whole Lua call."""
+    ahead = "99999999999999-0"
+    await redis_client.xadd(keys.job_events("j"), {"type": "x"}, id=ahead)
+    entry_id = await emit(redis_client, EventType.PROGRESS, {"n": 1}, job_id="j")
+    [(global_id, _)] = await redis_client.xrange(keys.EVENTS_STREAM)
+    assert global_id == entry_id
+    copy = await read_events(redis_client, after_id=ahead, job_id="j")
+    assert [(e.type, e.data["n"]) for e in copy] == [("ingestion.progress", 1)]
