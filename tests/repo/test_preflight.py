@@ -14,6 +14,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from secrets import token_hex
 
 import pytest
 import yaml
@@ -25,7 +26,7 @@ TOKENIZER_FILE = "<an o200k_base.tiktoken file>"  # replaced by a real file on t
 
 @pytest.fixture(scope="module")
 def inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """localhost in all four groups, local connection, this interpreter."""
+    """localhost in all four groups, local connection, this interpreter, random secrets."""
     path = tmp_path_factory.mktemp("inv") / "hosts.yml"
     host = {
         "localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
@@ -34,7 +35,13 @@ def inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
         g: {"hosts": host}
         for g in ("redis", "postgresql", "orchestrator_api", "orchestrator_workers")
     }
-    path.write_text(yaml.safe_dump({"all": {"children": groups}}))
+    # the roles hold no secret: the inventory gives them, as a real one does
+    secrets = {
+        "redis_password": token_hex(20),
+        "postgresql_password": token_hex(20),
+        "orchestrator_api_keys": [token_hex(20)],
+    }
+    path.write_text(yaml.safe_dump({"all": {"children": groups, "vars": secrets}}))
     return path
 
 
@@ -59,6 +66,7 @@ def run_preflight(inventory: Path, extra: dict[str, object]) -> subprocess.Compl
 
 
 def test_sandbox_defaults_pass(inventory: Path) -> None:
+    """The role defaults plus the inventory's secrets: nothing to refuse."""
     result = run_preflight(inventory, {})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "changed=0" in result.stdout, result.stdout[-2000:]
@@ -109,7 +117,10 @@ CASES = {
         ["redis_password", "vault_redis_password", "ansible-vault"],
     ),
     "production_with_sandbox_secrets": (
-        {"orchestrator_deployment_environment": "production"},
+        {
+            "orchestrator_deployment_environment": "production",
+            "redis_password": "shield-sandbox-redis-password",
+        },
         ["production", "sandbox default", "ansible-vault"],
     ),
     "redis_password_placeholder": (
@@ -127,6 +138,14 @@ CASES = {
     "postgresql_password_repetitive": (
         {"postgresql_password": "abababababababababab"},
         ["postgresql_password has fewer than 6 distinct characters"],
+    ),
+    "redis_password_unset": (
+        {"redis_password": ""},
+        ["redis_password is not set", "openssl rand", "vault_redis_password"],
+    ),
+    "postgresql_password_unset": (
+        {"postgresql_password": ""},
+        ["postgresql_password is not set", "vault_postgresql_password"],
     ),
     "eviction_policy": (
         {"redis_maxmemory_policy": "allkeys-lru"},
