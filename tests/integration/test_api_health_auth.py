@@ -1,8 +1,10 @@
 """Health, metrics and authentication against real Redis and PostgreSQL (ASGITransport).
 
 What is proved: /health needs nothing (no key, no dependency); every other route answers 401
-without a key or with a wrong one, in either header form; /health/detailed reports the
-dependencies, the workers' heartbeats and the queues (503 when a dependency is down);
+without a key or with a wrong one, in either header form; the OpenAPI pages are served without
+a key when docs_enabled and are not served (401 without a key, 404 with one) when it is off;
+/health/detailed reports the dependencies, the workers' heartbeats and the queues (503 when a
+dependency is down);
 /metrics counts requests by route template and status and shows the queue gauges.
 """
 
@@ -63,6 +65,24 @@ async def test_either_key_in_either_header_is_accepted(api: Any) -> None:
     for headers in ({"X-API-Key": OTHER_KEY}, {"Authorization": f"Bearer {API_KEY}"}):
         r = await api.get(f"/jobs/{JOB}", headers=headers)
         assert r.status_code == 404
+
+
+DOCS = ("/docs", "/redoc", "/openapi.json")
+
+
+async def test_the_openapi_pages_are_open_when_enabled(worker_settings: Any) -> None:
+    async with asgi_client(api_settings(worker_settings), docs_enabled=True) as api:
+        for path in DOCS:
+            r = await api.get(path)
+            assert r.status_code == 200, path
+        assert "/lightrag/ingest-async" in (await api.get("/openapi.json")).json()["paths"]
+
+
+async def test_the_openapi_pages_are_gone_when_disabled(worker_settings: Any) -> None:
+    async with asgi_client(api_settings(worker_settings), docs_enabled=False) as api:
+        for path in DOCS:
+            assert (await api.get(path)).status_code == 401, path
+            assert (await api.get(path, headers=HEADERS)).status_code == 404, path
 
 
 async def test_liveness_needs_no_key_and_no_dependency(worker_settings: Any) -> None:

@@ -2,7 +2,9 @@
 
 The lifespan owns the Redis client and the PostgreSQL pool: it creates them on startup
 (without connecting: the API starts, and /health answers, while a dependency is still down)
-and closes them on shutdown. Every route but ``/health`` requires an API key.
+and closes them on shutdown. Every route but ``/health`` (and the OpenAPI pages, when
+``config.docs_enabled``) requires an API key, checked from the headers before the body is read.
+Outermost first: metrics, CORS, the key gate (401), body limits (413, 408), the routes.
 
     python -m shield_orchestrator.api
     uvicorn --factory shield_orchestrator.api.app:app_from_env
@@ -17,11 +19,11 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from shield_orchestrator.api.auth import KeyRing, require_api_key
+from shield_orchestrator.api.auth import ApiKeyGate, KeyRing, require_api_key
 from shield_orchestrator.api.config import ApiConfig
 from shield_orchestrator.api.deps import ApiContext
 from shield_orchestrator.api.errors import install_error_handlers
-from shield_orchestrator.api.limits import BodySizeLimit
+from shield_orchestrator.api.limits import BodyLimits
 from shield_orchestrator.api.routes import events, health, ingest, jobs, metrics
 from shield_orchestrator.api.telemetry import ApiMetrics
 from shield_orchestrator.database.pool import create_pool
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 API_VERSION = "1"
 REDIS_MAX_CONNECTIONS = 256  # each open SSE stream holds one while its XREAD blocks
 PG_POOL_MAX = 8
+DOCS_PATHS = {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
 
 
 def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
@@ -75,6 +78,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
         version=API_VERSION,
         summary="Asynchronous LightRAG ingestion: submit chunks, follow jobs and events.",
         lifespan=lifespan,
+        **(DOCS_PATHS if config.docs_enabled else dict.fromkeys(DOCS_PATHS)),
     )
     app.state.config = config
     app.state.key_ring = key_ring
@@ -85,6 +89,11 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
     for module in (ingest, jobs, events, metrics):
         app.include_router(module.router, dependencies=secured)
     app.include_router(health.router, dependencies=secured)
+    public = {"/health"}
+    if config.docs_enabled:
+        public |= {*DOCS_PATHS.values(), f"{DOCS_PATHS['docs_url']}/oauth2-redirect"}
+    app.add_middleware(BodyLimits, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s)
+    app.add_middleware(ApiKeyGate, key_ring=key_ring, public_paths=public)  # 401 before 413/408
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -94,7 +103,6 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
                            "Last-Event-ID"],
             expose_headers=["Location", "Retry-After", "Idempotent-Replayed"],
         )  # fmt: skip
-    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(api_metrics.middleware)
     return app
 

@@ -8,11 +8,15 @@ NotRetryable                409
 RegistryError (other)       409
 Redis unreachable           503  "redis unavailable"
 PostgreSQL unreachable      503  "postgres unavailable"
+
+:func:`send_refusal` answers from a pure ASGI middleware (401, 413), before the app runs.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
@@ -22,6 +26,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError as RedisOutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.types import Send
 
 from shield_orchestrator.api.config import ApiConfig
 from shield_orchestrator.api.models import TEXT_PATTERN
@@ -37,6 +42,27 @@ _PG_DOWN: tuple[type[Exception], ...] = (
     asyncpg.TooManyConnectionsError,
     OSError,
 )
+
+
+async def send_refusal(
+    send: Send, status: int, detail: str, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """A JSON ``{"detail": ...}`` answer with ``Connection: close``: the request's body is left
+    unread, so the connection cannot carry another request."""
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _detail(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
