@@ -15,7 +15,6 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,37 +22,10 @@ import httpx
 import pytest
 
 from tests.support.api import API_KEY, HEADERS
-from tests.support.procs import worker_env, worker_processes
-from tests.support.servers import LOOPBACK, PostgresServer, RedisServer, free_port, wait_for_port
+from tests.support.procs import worker_processes
+from tests.support.servers import LOOPBACK
 
 pytestmark = pytest.mark.acceptance
-
-
-@pytest.fixture
-def env(
-    rendered_root: Path, redis_srv: RedisServer, postgres_srv: PostgresServer, pg_database: str
-) -> dict[str, str]:
-    return worker_env(rendered_root, redis_srv, postgres_srv, pg_database) | {
-        "SHIELD_API_KEYS": API_KEY
-    }
-
-
-@pytest.fixture
-def api_proc(env: dict[str, str], tmp_path: Path, redis_client: Any) -> Iterator[tuple[Any, str]]:
-    port = free_port()
-    log = (tmp_path / "api.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shield_orchestrator.api", "--host", LOOPBACK, "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, 30, proc)  # type: ignore[arg-type]
-        yield proc, f"http://{LOOPBACK}:{port}"
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-        log.close()
 
 
 async def test_submit_follow_events_to_completion_then_status_is_100_percent(
