@@ -3,7 +3,8 @@ worker processes over HTTP, with the key in a file (SHIELD_API_KEY_FILE, as on t
 
 What is proved: `submit --follow` chunks a folder, follows the jobs on their event streams to
 the end and exits 0 with every chunk processed; `events` prints a job's whole story and
-returns when the server ends the stream; `follow` of a finished job returns at once; an
+returns when the server ends the stream; `follow` of a finished job returns at once; `jobs`
+prints the newest jobs as a table, a page at a time; an
 unknown job and a missing key file are one line and exit 2.
 """
 
@@ -77,6 +78,13 @@ def test_submit_follows_the_event_streams_to_completion(
         again = shieldctl(base, tmp_path, "follow", *jobs)
         assert again.returncode == 0, again.stdout + again.stderr
         assert f"result: completed: {total}/{total} chunks processed" in again.stdout
+
+        table = shieldctl(base, tmp_path, "jobs", "--limit", "2")
+        assert table.returncode == 0, table.stderr
+        header, *rows = table.stdout.splitlines()
+        assert header.split()[:2] == ["JOB", "STATUS"]
+        assert [r.split()[0] for r in rows] == [jobs[-1], jobs[-2]]  # newest first
+        assert table.stderr.strip() == "2 job(s) (more: raise --limit)"
 
 
 def test_an_unknown_job_and_a_missing_key_file_are_one_line(
