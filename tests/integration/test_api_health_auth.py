@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 JOB = "0b5c3f0e-0000-4000-8000-000000000000"
 SECURED = [
     ("POST", "/lightrag/ingest-async"),
+    ("GET", "/jobs"),
     ("GET", f"/jobs/{JOB}"),
     ("GET", f"/jobs/{JOB}/failures"),
     ("POST", f"/jobs/{JOB}/retry-failed"),
