@@ -31,13 +31,13 @@ RENDER_INPUTS := $(shell find roles -path '*shield_orchestrator*' -type f 2>/dev
   playbooks/render.yml tests/render/alt_values.yml
 RENDER_STAMP := $(RENDERED)/.stamp
 
-render: $(RENDER_STAMP) ## render every *.py.j2 with the defaults and with tests/render/alt_values.yml
+render: $(RENDER_STAMP) ## render every *.py.j2 with the role defaults (no inventory) and with tests/render/alt_values.yml
 
 $(RENDER_STAMP): $(VENV_STAMP) $(RENDER_INPUTS)
 	@rm -rf $(RENDERED) && mkdir -p $(RENDERED)
 	@for v in default alt; do \
 	  extra=; [ $$v = alt ] && extra="-e @tests/render/alt_values.yml"; \
-	  $(BIN)/ansible-playbook playbooks/render.yml -e render_root=$(CURDIR)/$(RENDERED)/$$v $$extra \
+	  $(BIN)/ansible-playbook -i localhost, playbooks/render.yml -e render_root=$(CURDIR)/$(RENDERED)/$$v $$extra \
 	    >$(RENDERED)/render-$$v.log 2>&1 || { tail -40 $(RENDERED)/render-$$v.log; exit 1; }; \
 	done
 	@touch $@

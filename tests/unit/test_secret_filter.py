@@ -47,5 +47,33 @@ def test_random_values_pass(value: str) -> None:
     assert secrets.secret_problem(value) == ""
 
 
-def test_the_filter_is_registered_under_its_name() -> None:
-    assert secrets.FilterModule().filters() == {"secret_problem": secrets.secret_problem}
+def test_published_values_are_refused_when_named() -> None:
+    published = ["shield-sandbox-api-key"]
+    assert secrets.secret_problem("shield-sandbox-api-key", published=published) == (
+        "is a value published in this repository (a sandbox default)"
+    )
+    assert secrets.secret_problem("shield-sandbox-api-key") == ""
+
+
+def test_named_secrets_report_every_problem_without_the_values() -> None:
+    problems = secrets.secret_problems(
+        {
+            "orchestrator_redis_password": "Zq8v2Lk0Pw3nR7tY",
+            "orchestrator_postgres_password": "",
+            "orchestrator_api_keys": ["3f9a1c07d2b84e6f5a0c9e21", "changeme-changeme-1"],
+        }
+    )
+    assert problems == [
+        "orchestrator_postgres_password is not set",
+        "orchestrator_api_keys[1] is a placeholder (it contains 'changeme')",
+    ]
+    assert secrets.secret_problems({"orchestrator_api_keys": []}) == [
+        "orchestrator_api_keys is not set (an empty list)"
+    ]
+
+
+def test_the_filters_are_registered_under_their_names() -> None:
+    assert secrets.FilterModule().filters() == {
+        "secret_problem": secrets.secret_problem,
+        "secret_problems": secrets.secret_problems,
+    }
