@@ -23,6 +23,26 @@ def test_app_units_hardened(host):
         assert not wrong, f"{unit}: hardening not applied, got {wrong}, want {tc.HARDENING}"
 
 
+def security_exposure(host, unit: str) -> float:
+    """systemd-analyze security's overall exposure of a unit (0 safest, 10 least)."""
+    out = host.check_output(f"systemd-analyze security --no-pager {unit}")
+    last = out.strip().splitlines()[-1]
+    assert "Overall exposure level" in last, out[-500:]
+    return float(last.split(":")[1].split()[0])
+
+
+def test_units_score_within_the_hardening_goal(host):
+    """The app units and PostgreSQL's (its drop-in: 9.6 UNSAFE without it) score <= 5."""
+    instances = host.check_output("systemctl list-units --plain --no-legend 'postgresql@*'")
+    [pg_unit] = [line.split()[0] for line in instances.splitlines() if line.strip()]
+    scores = {
+        unit: security_exposure(host, unit)
+        for unit in (tc.API_UNIT + ".service", *tc.worker_instances(host), pg_unit)
+    }
+    assert all(score <= 5.0 for score in scores.values()), scores
+    assert scores[pg_unit] <= 2.0, scores
+
+
 def test_sockets_on_loopback_only(host):
     ports = {"redis": tc.REDIS_PORT, "postgresql": tc.POSTGRES_PORT, "api": tc.API_PORT}
     for name, port in ports.items():
