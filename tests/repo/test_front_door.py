@@ -20,8 +20,10 @@ PREFLIGHT = REPO / "scripts" / "sandbox-preflight.sh"
 
 
 def readme_targets() -> list[str]:
+    """Targets the README names as commands: `make X` in backticks or an indented code line."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    return sorted(set(re.findall(r"\bmake ([a-z][a-z-]*)\b", text)))
+    found = re.findall(r"(?:`|^ {4,})make ([a-z][a-z-]*)\b", text, flags=re.MULTILINE)
+    return sorted(set(found))
 
 
 @pytest.fixture(scope="module")
