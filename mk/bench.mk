@@ -1,7 +1,8 @@
 # mk/bench.mk: benchmarks and the long fault-injection suite (bench/README.md).
 #   make bench   every benchmark (peers installed into their own venvs under
 #                $${SHIELD_CACHE:-$$HOME/.cache/shield-orchestrator}/bench-venvs); writes
-#                bench/REPORT.md and prints the summary. BENCH_N=20000 BENCH_ONLY=overhead,...
+#                bench/REPORT.md and prints the summary. BENCH_N=20000 BENCH_ROUNDS=3
+#                BENCH_ONLY=overhead,... BENCH_OVERHEAD_ONLY=dramatiq,ours,... (bench/README.md)
 #   make chaos   the fault tests (tests/faults) in their long form (SHIELD_CHAOS=long)
 BENCH_ONLY ?=
 
