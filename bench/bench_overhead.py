@@ -332,9 +332,9 @@ def build(outcomes: list[Outcome], n: int, rounds: int, seconds: float) -> resul
         ratio = _ratio(o, ceilings)
         enq_base = enq_ceilings.get(o.round_no)
         rows.append([
-            o.config.peer, o.config.label, o.round_no + 1, round(o.enqueue_rate),
+            o.config.peer, o.config.label, o.round_no + 1, float(round(o.enqueue_rate)),
             round(o.enqueue_rate / enq_base, 3) if enq_base else None,
-            round(o.e2e_rate), round(ratio, 3) if ratio is not None else None,
+            float(round(o.e2e_rate)), round(ratio, 3) if ratio is not None else None,
             _spread(o.config.peer, outcomes, ceilings), round(o.peak_rss_mib, 1),
         ])  # fmt: skip
     ours = [o for p, o in best.items() if p.startswith("our pool")]

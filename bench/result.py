@@ -12,6 +12,7 @@ JSON shape (one file may hold a list of these)::
      "ratio": 1.7, "ratio_label": "our pool / fastest peer", "baseline": "raw XREADGROUP+XACK",
      "columns": ["queue", "enqueue/s", ...], "rows": [["taskiq", 2900.0, ...], ...],
      "notes": ["..."], "limits": "what bounds the figure",
+     "commit": "e77a677", "measured_at": "2026-12-06 05:40 UTC", "load": "1.2 ... -> 1.9 ...",
      "curves": [{"title": "...", "x_label": "...", "y_label": "...",
                  "series": {"name": [[x, y], ...]}, "png": "overhead.png"}]}
 """
@@ -50,6 +51,11 @@ class Benchmark:
     notes: list[str] = field(default_factory=list)
     curves: list[Curve] = field(default_factory=list)
     seconds: float = 0.0  # wall time the benchmark took (information only)
+    # Provenance, stamped by bench/run.py when the module ran and kept by every later rewrite:
+    commit: str = ""  # git commit the figures were measured at
+    measured_at: str = ""  # "YYYY-MM-DD HH:MM UTC" when the module finished
+    load: str = ""  # load averages "at start -> at end" of the module's run
+    stale: str = ""  # set by the report writer when the section was not re-run (why, since when)
 
 
 def to_dict(b: Benchmark) -> dict[str, Any]:

@@ -8,7 +8,9 @@ Each module is run as ``python -m bench.<module>`` with the environment
 
 A module that writes no JSON still appears in the report, with its printed output and the
 verdict "not measured". ``--only overhead,pool`` runs some of them; the report then shows the
-others' latest results (bench/results/<key>.json), marked as such.
+others' latest results (bench/results/<key>.json), marked stale. Each result carries the commit,
+time and load averages of the run that measured it (stamped here, never replaced by a later
+rewrite); ``--report-only`` rewrites the report from them and marks every section stale.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def run_module(key: str, module: str, rendered: Path) -> tuple[list[result.Bench
     log = RESULTS / "logs" / f"{key}.out"
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    load_start = os.getloadavg()
     print(f"bench: running bench/{module}.py (log {log.relative_to(REPO)})", flush=True)
     with log.open("w") as out:
         try:
@@ -69,16 +72,20 @@ def run_module(key: str, module: str, rendered: Path) -> tuple[list[result.Bench
         except subprocess.TimeoutExpired:
             code = -1
     seconds = time.perf_counter() - started
+    stamp = report.provenance(load_start)
     if json_path.is_file():
         benches = result.read(json_path)
         for b in benches:
             b.seconds = b.seconds or round(seconds, 1)
+            report.stamp(b, stamp)
+        result.write(json_path, benches)  # the stamp travels with the figures
         problem = "" if code == 0 else f"{key}: bench/{module}.py exited {code} (see its log)"
         return benches, problem
     output = log.read_text(errors="replace")
     if key in adapters.ADAPTERS and (benches := adapters.ADAPTERS[key](output)):
         for b in benches:
             b.seconds = round(seconds, 1)
+            report.stamp(b, stamp)
         result.write(json_path, benches)  # kept for `--only` runs of the other modules
         return benches, "" if code == 0 else f"{key}: bench/{module}.py exited {code}"
     tail = output.strip().splitlines()[-15:]
@@ -91,21 +98,25 @@ def run_module(key: str, module: str, rendered: Path) -> tuple[list[result.Bench
         notes=[f"exit status {code}; it wrote no BENCH_JSON file (bench/result.py format)."],
         seconds=round(seconds, 1),
     )
+    report.stamp(placeholder, stamp)
     return [placeholder], f"{key}: bench/{module}.py wrote no results (exit {code})"
 
 
-def _earlier(key: str, mark: bool = True) -> list[result.Benchmark]:
-    """With --only: the other modules' latest results (bench/results/<key>.json), marked."""
+def _earlier(key: str, why: str) -> list[result.Benchmark]:
+    """A module's latest results (bench/results/<key>.json), with their own provenance, stale."""
     path = RESULTS / f"{key}.json"
     log = RESULTS / "logs" / f"{key}.out"
     if not path.is_file() and key in adapters.ADAPTERS and log.is_file():
-        result.write(path, adapters.ADAPTERS[key](log.read_text(errors="replace")))
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(log.stat().st_mtime))
+        benches = adapters.ADAPTERS[key](log.read_text(errors="replace"))
+        for b in benches:  # the commit of that run is not known; its log's time is
+            b.measured_at = b.measured_at or f"{when} (log file time)"
+        result.write(path, benches)
     if not path.is_file():
         return []
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
     benches = result.read(path)
-    for b in benches if mark else []:
-        b.notes.append(f"From an earlier run of this module ({when}), not re-run this time.")
+    for b in benches:
+        b.stale = report.stale_reason(b, why)
     return benches
 
 
@@ -130,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     problems: list[str] = []
     for key, module, _owner in MODULES:
         if args.report_only:
-            benchmarks += _earlier(key, mark=False)
+            benchmarks += _earlier(key, "not re-run: report rewritten with --report-only")
             continue
         if only and key not in only:
-            benchmarks += _earlier(key)
+            benchmarks += _earlier(key, f"not re-run: this run was --only {args.only}")
             continue
         benches, problem = run_module(key, module, rendered)
         benchmarks += benches
@@ -141,10 +152,12 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(problem)
     if args.report_only:
         problems.append(
-            "report rewritten with --report-only from the results of the last run "
-            "(bench/results); the load averages are those of the rewrite"
+            "report rewritten with --report-only: nothing was measured now; each section "
+            "keeps the commit, time and load averages of the run that measured it"
         )
-    path = report.write_report(benchmarks, args.report, load_start, problems)
+    path = report.write_report(
+        benchmarks, args.report, None if args.report_only else load_start, problems
+    )
     print(report.summary_table(benchmarks))
     print(f"\nbench: wrote {path}")
     for p in problems:
