@@ -275,15 +275,15 @@ GOAL_RATIO = 0.8  # our pool's end-to-end rate ÷ the ceiling of the same round
 RAW = "raw XREADGROUP+XACK"
 LIMITS = (
     "2 shared cores: producer, workers, Redis, PostgreSQL and the poller compete for CPU, so "
-    "a second worker process adds contention, not cores. The ceiling only reads and "
-    "acknowledges; our pool keeps the full contract per chunk: an asyncio task with its own "
-    "timeout, envelope parse and engine call per chunk, progress recorded in the job tracker, "
-    "XACK+XDEL, the PostgreSQL write-behind, leases and heartbeats. A cProfile of one worker "
-    "process (5,000 chunks, 2026-12-06) puts about half of its busy CPU in that per-chunk "
-    "Python (the slot task, handler, processor input) and most of the rest in per-batch Redis "
-    "round trips (read, ack, progress); the producer (JobRegistry, 100 chunks per job) "
-    "enqueues several times faster than the pool completes, so it is not the bound. Per-task Redis "
-    "round trips and Python work per task bound the peers."
+    "a second worker process gains little (more contention, no new core). The ceiling only "
+    "reads and acknowledges; our pool keeps the full contract per chunk: an asyncio task with "
+    "its own timeout, envelope parse and engine call per chunk, progress recorded in the job "
+    "tracker, XACK+XDEL, the PostgreSQL write-behind, leases and heartbeats. A cProfile of one "
+    "worker process (5,000 chunks, 2026-12-06) puts about half of its busy CPU in that "
+    "per-chunk Python (the slot task, handler, processor input) and most of the rest in "
+    "per-batch Redis round trips (read, ack, progress); the producer (JobRegistry, 100 chunks "
+    "per job) enqueues several times faster than the pool completes, so it is not the bound. "
+    "Per-task Redis round trips and Python work per task bound the peers."
 )
 
 
@@ -325,7 +325,9 @@ def _spread(peer: str, outcomes: list[Outcome], ceilings: dict[int, float]) -> s
     if not per_round:
         return "–"
     lo, hi = min(per_round.values()), max(per_round.values())
-    return f"{lo:.3g}" if len(per_round) == 1 else f"{lo:.3g}–{hi:.3g} ({len(per_round)} rounds)"
+    if f"{lo:.3g}" == f"{hi:.3g}":
+        return f"{lo:.3g} ({len(per_round)} round{'s' if len(per_round) > 1 else ''})"
+    return f"{lo:.3g}–{hi:.3g} ({len(per_round)} rounds)"
 
 
 def build(outcomes: list[Outcome], n: int, rounds: int, seconds: float) -> result.Benchmark:

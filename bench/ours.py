@@ -14,6 +14,10 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.bench_overhead import Config
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -42,7 +46,7 @@ def ingestion_stream_and_group() -> tuple[str, str]:
     return keys.INGESTION_STREAM, keys.CONSUMER_GROUP
 
 
-def configs() -> list[object]:
+def configs() -> list[Config]:
     from bench.bench_overhead import Config, ours_probe
 
     path = os.pathsep.join([str(RENDERED), str(REPO), str(BENCH / "peers")])
