@@ -20,9 +20,9 @@ from tests.support.servers import RedisServer
 FAST = {
     "block_ms": 100,
     "reclaim_idle_ms": 600,
-    "flush_interval_s": 0.2,
-    "retry_base_delay_s": 0.01,
-    "retry_max_delay_s": 0.05,
+    "flush_interval_ms": 200,
+    "retry_base_delay_ms": 10,
+    "retry_max_delay_ms": 50,
     "health_check_interval_s": 0.3,
     "graceful_shutdown_timeout_s": 5.0,
     "timeout_s": 5.0,

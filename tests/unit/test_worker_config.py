@@ -10,13 +10,15 @@ from shield_orchestrator.workers import worker_pool
 from shield_orchestrator.workers.worker_pool import PoolConfig
 
 
-def test_rendered_constants_are_the_defaults() -> None:
+@pytest.mark.parametrize("name", sorted(worker_pool.TUNABLE - {"metrics_port"}))
+def test_each_field_defaults_to_its_rendered_constant(name: str) -> None:
     config = PoolConfig.from_settings(load_settings({}))
-    assert config.pool_size == worker_pool.POOL_SIZE
-    assert config.batch_size == worker_pool.BATCH_SIZE
-    assert config.reclaim_idle_ms == worker_pool.RECLAIM_IDLE_MS
-    assert config.retry_policy.retry_attempts == worker_pool.RETRY_ATTEMPTS
+    assert getattr(config, name) == getattr(worker_pool, name.upper())
+
+
+def test_metrics_port_adds_the_instance() -> None:
     base = worker_pool.METRICS_PORT
+    config = PoolConfig.from_settings(load_settings({}))
     assert config.metrics_port == (base + 1 if base else 0)  # instance 1
 
 
