@@ -1,59 +1,29 @@
 """Shutdown's second deadline (saq's): an engine that ignores cancellation, or whose close()
 hangs, cannot hold the pool past graceful_shutdown_timeout + 2 x hard_deadline_s. What it
-abandons stays pending for another consumer, and ``worker.stopped`` is still emitted."""
+abandons stays pending for another consumer, ``worker.stopped`` is still emitted, and the
+process exits 0 without waiting for the abandoned tasks."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from shield_orchestrator import keys
-from shield_orchestrator.engines.base import ChunkInput, ChunkResult
 from shield_orchestrator.engines.noop import NoopEngine
 from shield_orchestrator.workers.worker_pool import WorkerPool
 
 from tests.support.chunks import enqueue_job, events_of, job_hash
 from tests.support.pools import pool_config, redis_for, running_pool, wait_for
-from tests.support.servers import RedisServer
+from tests.support.procs import fleet, worker_env
+from tests.support.servers import PostgresServer, RedisServer
+from tests.support.stubborn_worker import StubbornEngine
 
 pytestmark = pytest.mark.integration
 
 GRACE_S = 0.5  # the pool's hard deadline is then its minimum, HARD_DEADLINE_MIN_S
-
-
-class StubbornEngine:
-    """Swallows every cancellation until ``release`` is set (the test lets it go at the end)."""
-
-    name = "stubborn"
-    label = "test double: ignores cancellation"
-    max_concurrency = 1024
-
-    def __init__(self, hang_in_close: bool = False) -> None:
-        self.release = asyncio.Event()
-        self.hang_in_close = hang_in_close
-        self.in_flight = 0
-        self.cancels_ignored = 0
-
-    async def start(self) -> None:
-        return None
-
-    async def process(self, chunk: ChunkInput) -> ChunkResult:
-        self.in_flight += 1
-        await self._ignore_cancellation()
-        return ChunkResult(entities=0, relations=0, detail={"engine": self.name})
-
-    async def close(self) -> None:
-        if self.hang_in_close:
-            await self._ignore_cancellation()
-
-    async def _ignore_cancellation(self) -> None:
-        while not self.release.is_set():
-            try:
-                await self.release.wait()
-            except asyncio.CancelledError:
-                self.cancels_ignored += 1
-                continue
 
 
 async def _stop_within_bound(pool: WorkerPool, task: asyncio.Task[str]) -> None:
@@ -114,6 +84,34 @@ async def test_engine_close_that_hangs_is_abandoned_and_stop_is_announced(
     finally:
         engine.release.set()
         await redis.aclose()
+
+
+async def test_the_process_exits_without_waiting_for_abandoned_tasks(
+    redis_client: Any,
+    pg_pool: Any,
+    rendered_root: Path,
+    redis_srv: RedisServer,
+    postgres_srv: PostgresServer,
+    pg_database: str,
+    tmp_path: Path,
+) -> None:
+    await enqueue_job(redis_client, pg_pool, 2)
+    env = worker_env(rendered_root, redis_srv, postgres_srv, pg_database,
+                     graceful_shutdown_timeout_s="1", pool_size="2")  # fmt: skip
+    with fleet(env, tmp_path, module="tests.support.stubborn_worker") as workers:
+        worker = workers.spawn("1")
+        await wait_for(lambda: worker.log().count("action=stubborn_started") == 2)
+        worker.signal(signal.SIGTERM)
+        # grace 1 s + two hard deadlines of 1 s + 5 s of slack for the interpreter's exit
+        assert await worker.exited(timeout_s=8) == 0
+        log = worker.log()
+    assert log.count("action=shutdown_abandon") == 2  # the slots, then engine.close()
+    assert "action=exit_abandoning" in log
+    assert worker.left_pending() == 2
+    summary = await redis_client.xpending(keys.INGESTION_STREAM, keys.CONSUMER_GROUP)
+    assert summary["pending"] == 2
+    stopped = [e for e in await events_of(redis_client, "") if e.type == "worker.stopped"]
+    assert [e.data["left_pending"] for e in stopped] == [2]
 
 
 async def _status_is(redis: Any, job_id: str, status: str) -> bool:
