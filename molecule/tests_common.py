@@ -147,15 +147,18 @@ def api_key(env: dict[str, str]) -> str:
     return key
 
 
-def redis_cli(h: Any, password: str, *args: str, target: str = "127.0.0.1") -> str:
-    """Run redis-cli on ``h`` against ``target`` with the deployed password (never on argv)."""
+def redis_cli(h: Any, env: dict[str, str], *args: str, target: str = "127.0.0.1") -> str:
+    """Run redis-cli on ``h`` against ``target`` as the app's ACL user, with the credentials of
+    the app's EnvironmentFile ``env`` (the password never on argv)."""
+    return str(h.check_output(redis_cli_command(env, *args, target=target)))
+
+
+def redis_cli_command(env: dict[str, str], *args: str, target: str = "127.0.0.1") -> str:
     cmd = " ".join(shlex.quote(a) for a in args)
-    auth = f"REDISCLI_AUTH={shlex.quote(password)}"
-    return str(
-        h.check_output(
-            f"{auth} redis-cli --no-auth-warning --raw -h {target} -p {REDIS_PORT} {cmd}"
-        )
-    )
+    auth = f"REDISCLI_AUTH={shlex.quote(env['SHIELD_REDIS_PASSWORD'])}"
+    user = env.get("SHIELD_REDIS_USERNAME", "")
+    as_user = f"--user {shlex.quote(user)} " if user else ""
+    return f"{auth} redis-cli --no-auth-warning --raw {as_user}-h {target} -p {REDIS_PORT} {cmd}"
 
 
 # --- HTTP from inside the API host (python3 is in the image; no curl needed) ---------------------

@@ -52,7 +52,8 @@ def api_schema(worker_settings: Any, redis_client: Any, pg_pool: Any) -> Iterato
     from schemathesis.python import asgi
     from shield_orchestrator.api.app import create_app
 
-    app = create_app(api_settings(worker_settings), api_config())
+    # the schema served whatever orchestrator_api_docs_enabled says (the alt tree turns it off)
+    app = create_app(api_settings(worker_settings), api_config(docs_enabled=True))
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
     asgi.shutdown_lifespans()  # closes this app's Redis client and PostgreSQL pool
 

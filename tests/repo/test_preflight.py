@@ -38,6 +38,7 @@ def inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # the roles hold no secret: the inventory gives them, as a real one does
     secrets = {
         "redis_password": token_hex(20),
+        "redis_app_password": token_hex(20),
         "postgresql_password": token_hex(20),
         "orchestrator_api_keys": [token_hex(20)],
     }
@@ -119,7 +120,7 @@ CASES = {
     "production_with_sandbox_secrets": (
         {
             "orchestrator_deployment_environment": "production",
-            "redis_password": "shield-sandbox-redis-password",
+            "redis_app_password": "shield-sandbox-redis-password",
         },
         ["production", "sandbox default", "ansible-vault"],
     ),
@@ -146,6 +147,10 @@ CASES = {
     "postgresql_password_unset": (
         {"postgresql_password": ""},
         ["postgresql_password is not set", "vault_postgresql_password"],
+    ),
+    "stream_outside_the_prefix": (
+        {"orchestrator_events_stream": "other:events"},
+        ["orchestrator_events_stream", "other:events", "orchestrator_key_prefix", "ACL"],
     ),
     "eviction_policy": (
         {"redis_maxmemory_policy": "allkeys-lru"},

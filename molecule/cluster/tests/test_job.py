@@ -51,9 +51,7 @@ def test_one_job_spread_over_both_worker_hosts(host):
     assert not idle, f"{idle} processed no chunk of job {job['job_id']}: {counts}"
 
     data = tc.host(tc.hosts_in("redis")[0])
-    consumers = tc.redis_cli(
-        data, env["SHIELD_REDIS_PASSWORD"], "XINFO", "CONSUMERS", tc.STREAM, tc.GROUP
-    ).splitlines()
+    consumers = tc.redis_cli(data, env, "XINFO", "CONSUMERS", tc.STREAM, tc.GROUP).splitlines()
     names = [consumers[i + 1] for i, v in enumerate(consumers[:-1]) if v == "name"]
     for worker in workers:  # consumers are named <host>:<instance> (ARCHITECTURE.md)
         assert any(n.startswith(f"{worker}:") for n in names), f"{worker}: no consumer in {names}"

@@ -45,11 +45,10 @@ def test_rolling_restart_during_ingestion_loses_nothing(host):
     assert counts == (int(chunks), int(chunks), 0)
 
     data = tc.host(tc.hosts_in("redis")[0])
-    password = env["SHIELD_REDIS_PASSWORD"]
-    summary = tc.redis_cli(data, password, "XPENDING", tc.STREAM, tc.GROUP).splitlines()
+    summary = tc.redis_cli(data, env, "XPENDING", tc.STREAM, tc.GROUP).splitlines()
     assert summary, "XPENDING answered nothing"
     assert summary[0].strip() == "0", f"entries left pending: {summary}"
-    letters = tc.redis_cli(data, password, "XRANGE", DEAD_LETTER, "-", "+").split()
+    letters = tc.redis_cli(data, env, "XRANGE", DEAD_LETTER, "-", "+").split()
     assert job_id not in letters, "a chunk of the job was dead-lettered during the restarts"
 
 

@@ -52,10 +52,10 @@ def test_sockets_on_loopback_only(host):
 
 
 def test_consumer_group_has_consumers(host):
-    password = tc.environment_file(host)["SHIELD_REDIS_PASSWORD"]
-    groups = tc.redis_cli(host, password, "XINFO", "GROUPS", tc.STREAM).splitlines()
+    env = tc.environment_file(host)
+    groups = tc.redis_cli(host, env, "XINFO", "GROUPS", tc.STREAM).splitlines()
     assert tc.GROUP in groups, f"consumer group {tc.GROUP} missing on {tc.STREAM}: {groups}"
-    consumers = tc.redis_cli(host, password, "XINFO", "CONSUMERS", tc.STREAM, tc.GROUP)
+    consumers = tc.redis_cli(host, env, "XINFO", "CONSUMERS", tc.STREAM, tc.GROUP)
     assert "name" in consumers.splitlines(), f"no consumer in {tc.GROUP} yet"
 
 
@@ -63,6 +63,16 @@ def test_redis_refuses_without_password(host):
     out = host.run(f"redis-cli --raw -h 127.0.0.1 -p {tc.REDIS_PORT} PING")
     reply = out.stdout + out.stderr
     assert "NOAUTH" in reply, f"redis without a password answered {reply!r}"
+
+
+def test_the_app_logs_in_as_its_own_least_privileged_redis_user(host):
+    env = tc.environment_file(host)
+    assert env.get("SHIELD_REDIS_USERNAME"), "the app logs in as Redis's default user"
+    assert tc.redis_cli(host, env, "ACL", "WHOAMI").strip() == env["SHIELD_REDIS_USERNAME"]
+    for command in ("FLUSHALL", "CONFIG SET maxmemory-policy allkeys-lru", "ACL LIST", "KEYS *"):
+        out = host.run(tc.redis_cli_command(env, *command.split()))
+        assert "NOPERM" in out.stdout + out.stderr, f"{command}: {out.stdout}{out.stderr}"
+    assert tc.redis_cli(host, env, "CONFIG", "GET", "maxmemory-policy") != "allkeys-lru"
 
 
 def test_ingestion_through_the_api(host):

@@ -16,6 +16,7 @@ def create_redis(settings: Settings, *, max_connections: int = 32) -> Redis:
         host=settings.redis_host,
         port=settings.redis_port,
         db=settings.redis_db,
+        username=settings.redis_username,
         password=settings.redis_password,
         decode_responses=True,
         max_connections=max_connections,
