@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from shield_orchestrator.errors import ConfigError
 from shield_orchestrator.services.heartbeat import RateMeter
-from shield_orchestrator.settings import load_settings
+from shield_orchestrator.settings import WORKER_OVERRIDABLE, load_settings
 from shield_orchestrator.workers import worker_pool
 from shield_orchestrator.workers.worker_pool import PoolConfig
 
@@ -20,6 +20,19 @@ def test_metrics_port_adds_the_instance() -> None:
     base = worker_pool.METRICS_PORT
     config = PoolConfig.from_settings(load_settings({}))
     assert config.metrics_port == (base + 1 if base else 0)  # instance 1
+
+
+@pytest.mark.parametrize("name", sorted(worker_pool.TUNABLE - {"metrics_port"}))
+def test_each_field_has_its_environment_override(name: str) -> None:
+    value = int(getattr(worker_pool, name.upper())) + 7  # another value than the default
+    settings = load_settings({f"SHIELD_WORKER_{name.upper()}": str(value)})
+    assert getattr(PoolConfig.from_settings(settings), name) == value
+
+
+def test_the_environment_overrides_exactly_the_tunable_fields() -> None:
+    """settings (a lower layer) cannot import the pool: its list is kept equal here."""
+    engine_keys = {"noop_delay_ms", "noop_max_concurrency"}  # engines/factory.py reads them
+    assert set(WORKER_OVERRIDABLE) == worker_pool.TUNABLE | engine_keys
 
 
 def test_environment_overrides_and_instance() -> None:
