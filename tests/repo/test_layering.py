@@ -1,8 +1,8 @@
 """The package's layers, checked on the rendered tree (ARCHITECTURE.md, "Layering").
 
 api -> services; workers -> services, engines; services -> database. api and workers never
-import each other; services imports neither; only engines imports lightrag; only settings
-reads the environment.
+import each other; services imports neither; indexing imports none of api, workers, engines;
+only engines imports lightrag; only settings reads the environment.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ FORBIDDEN = {
     "workers": {f"{PKG}.api"},
     "services": {f"{PKG}.api", f"{PKG}.workers", f"{PKG}.engines"},
     "database": {f"{PKG}.api", f"{PKG}.workers", f"{PKG}.engines", f"{PKG}.services"},
+    "indexing": {f"{PKG}.api", f"{PKG}.workers", f"{PKG}.engines"},
 }
 
 

@@ -1,0 +1,8 @@
+"""Repository indexing (issue 16): plan a run from a git tree, chunk code by symbol.
+
+    plan.py     pure decisions: parse ``git ls-tree``, skip rules, manifest diff -> Plan
+    mirror.py   the git calls (subprocess, argv lists) that feed plan.py: plan_commit()
+    chunker.py  code-aware chunks (tree-sitter): one per top-level function or class
+
+Layering: imports nothing from api, workers or engines (tests/repo/test_layering.py).
+"""
