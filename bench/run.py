@@ -36,6 +36,7 @@ MODULES = [
     ("scaling", "bench_scaling", "benchmarks"),  # 6. processes x pool sizes
     ("engines", "bench_engines", "engines"),  # engine-level saturation and offline
     ("api", "bench_api", "API"),  # 4. 202 latency at a fixed request rate
+    ("vectors", "bench_vectors", "benchmarks"),  # issue 14: vector stores without pgvector
 ]
 TIMEOUT_S = 3600
 
