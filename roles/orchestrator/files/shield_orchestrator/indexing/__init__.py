@@ -3,6 +3,7 @@
     plan.py     pure decisions: parse ``git ls-tree``, skip rules, manifest diff -> Plan
     mirror.py   the git calls (subprocess, argv lists) that feed plan.py: plan_commit()
     chunker.py  code-aware chunks (tree-sitter): one per top-level function or class
+    languages.py  which tree-sitter nodes are symbols, per language (read by chunker.py)
 
 Layering: imports nothing from api, workers or engines (tests/repo/test_layering.py).
 """
