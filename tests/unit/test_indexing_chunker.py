@@ -505,3 +505,47 @@ def test_importing_the_package_needs_no_tree_sitter(rendered_root: Path) -> None
         check=True,
     )
     assert done.stdout.strip() == "[]"
+
+
+LARGE_CONTAINERS = {
+    "rust": (
+        "src/big.rs",
+        "pub struct Big;\n\nimpl Big {\n"
+        + "".join(f"    pub fn m{i}(&self) -> i32 {{\n        {i}\n    }}\n\n" for i in range(8))
+        + "}\n",
+        ["src.big.Big", "src.big.Big"] + [f"src.big.Big.m{i}" for i in range(8)],
+    ),
+    "typescript": (
+        "src/big.ts",
+        "export class Big {\n  private n = 0;\n"
+        + "".join(f"  m{i}(): number {{\n    return {i};\n  }}\n" for i in range(8))
+        + "}\n",
+        ["src.big.Big"] + [f"src.big.Big.m{i}" for i in range(8)],
+    ),
+    "cpp": (
+        "src/big.hpp",
+        "class Big {\n public:\n"
+        + "".join(f"  int m{i}() const {{\n    return {i};\n  }}\n" for i in range(8))
+        + "};\n",
+        ["src.big.Big"] + [f"src.big.Big.m{i}" for i in range(8)],
+    ),
+}
+
+
+@pytest.mark.parametrize("language", sorted(LARGE_CONTAINERS))
+def test_large_classes_and_impls_are_split_into_methods(language: str) -> None:
+    path, source, symbols = LARGE_CONTAINERS[language]
+    chunks = chunk_code(path, source, max_tokens=60)
+    assert chunks is not None
+    assert [c.symbol for c in chunks] == symbols
+    assert all(approx_tokens(c.text) <= 60 for c in chunks)
+    whole = chunk_code(path, source)
+    assert whole is not None
+    assert len(whole) == len(symbols) - 8  # under the default budget: one chunk per class
+
+
+def test_a_very_long_context_line_does_not_shred_the_code() -> None:
+    path = "/".join(["deep"] * 40) + "/m.py"
+    chunks = chunk_code(path, "def f():\n    return 1\n", max_tokens=32)
+    assert chunks is not None
+    assert [c.text.split("\n", 1)[1] for c in chunks] == ["def f():\n    return 1\n"]

@@ -281,7 +281,9 @@ def _emit(
     count_tokens: TokenCounter,
 ) -> list[CodeChunk]:
     """The chunks of one symbol: one, or ``| part N`` pieces at line boundaries."""
-    budget = max_tokens - count_tokens(f"{context} | part 999\n")
+    # A context line longer than 3/4 of the budget (a very deep path) still leaves room for
+    # a quarter of it: such chunks go over max_tokens rather than into one-character pieces.
+    budget = max(max_tokens // 4, max_tokens - count_tokens(f"{context} | part 999\n"))
     parts: list[tuple[list[int], str]] = []
     rows_now: list[int] = []
     text_now: list[str] = []

@@ -8,7 +8,7 @@ read through a throw-away bare repository that borrows the objects, see
     plan_commit(repo, rev, previous, policy)
         git rev-parse --verify <rev>^{commit}           -> commit sha
         git ls-tree -r -z --full-tree -l <sha>           -> entries
-        git check-attr --cached -z --stdin ...           (only if the tree has .gitattributes)
+        git check-attr --cached -z --stdin ...           only if the tree has a .gitattributes
         git cat-file --batch                             first 8 KiB of blobs not indexed before
 """
 
@@ -97,7 +97,7 @@ def read_attributes(repo: Path, commit: str, paths: Iterable[str]) -> dict[str, 
         scratch = Path(tmp)
         _git(scratch, "init", "--quiet", "--bare")
         (scratch / "objects" / "info" / "alternates").write_text(f"{objects.resolve()}\n")
-        if info_attributes.is_file():  # the repository's own info/attributes still apply
+        if info_attributes.is_file():  # the repository's info/attributes apply as well
             (scratch / "info").mkdir(exist_ok=True)
             (scratch / "info" / "attributes").write_bytes(info_attributes.read_bytes())
         _git(scratch, "read-tree", _checked_rev(commit))
