@@ -26,6 +26,8 @@ from shield_orchestrator.indexing.plan import (
     SkipReason,
 )
 
+pytestmark = pytest.mark.integration
+
 # Hermetic git: no user or system configuration, fixed identity and dates.
 GIT_ENV = {
     **os.environ,

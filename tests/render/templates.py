@@ -64,4 +64,15 @@ def role_values(variant: str) -> dict[str, object]:
         values.update(yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text()))
     if variant == "alt":
         values.update(yaml.safe_load((REPO / "tests" / "render" / "alt_values.yml").read_text()))
-    return values
+    return {name: _resolve(value, values) for name, value in values.items()}
+
+
+def _resolve(value: object, values: dict[str, object]) -> object:
+    """A templated default as the render play resolves it (Ansible's templar, no facts)."""
+    if not (isinstance(value, str) and "{{" in value):
+        return value
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+
+    templar = Templar(loader=DataLoader(), variables={**values, "ansible_facts": {}})
+    return templar.template(trust_as_template(value))

@@ -2,15 +2,20 @@
 
 LightRAG facts this module encodes (lightrag-hku 1.5.7):
 
-- Storage classes by name: file = JsonKVStorage, JsonDocStatusStorage, NetworkXStorage and
-  NanoVectorDBStorage (vectors); postgres = PGKVStorage, PGDocStatusStorage,
-  PGTableGraphStorage (plain tables, no Apache AGE) and PGVectorStorage (needs pgvector).
+- Storage classes by name: postgres = PGKVStorage, PGDocStatusStorage, PGTableGraphStorage
+  (plain tables, no Apache AGE); file = JsonKVStorage, JsonDocStatusStorage, NetworkXStorage.
+  Vectors: postgres = PGVectorStorage (needs pgvector), milvus = MilvusVectorDBStorage on an
+  embedded Milvus Lite data directory (MILVUS_URI = a path; WAL + segments, one process holds
+  it), file = NanoVectorDBStorage. The file storages rewrite each whole file after every
+  document (cost per chunk grows with the graph: bench/REPORT.md, Growth); the others write
+  what changed.
 - The PG storages share one process-wide pool (``ClientManager``) configured ONLY from
   environment variables POSTGRES_* (or a ``config.ini`` in the working directory), and
   ``LightRAG.__post_init__`` refuses to start unless POSTGRES_USER/PASSWORD/DATABASE are in
-  the environment. We compute them from EngineConfig and publish them through
+  the environment; MilvusVectorDBStorage likewise reads only MILVUS_URI/MILVUS_DB_NAME. We
+  compute them from EngineConfig (:func:`library_environment`) and publish them through
   ``settings.export_for_library`` (settings.py stays the only module touching the environment).
-  One process therefore serves one PostgreSQL database.
+  One process therefore serves one PostgreSQL database and one Milvus Lite directory.
 - The default tokenizer (tiktoken) downloads its encoding on first use. The offline engine uses
   a local byte tokenizer; the lightrag engine uses tiktoken with a pre-seeded cache
   (TIKTOKEN_CACHE_DIR, filled by the role) and refuses to start when the file is missing.
@@ -37,7 +42,7 @@ from lightrag import LightRAG
 from lightrag.utils import EmbeddingFunc, TiktokenTokenizer, Tokenizer
 
 from shield_orchestrator import settings
-from shield_orchestrator.engines import offline_extract
+from shield_orchestrator.engines import offline_extract, storage_guard
 from shield_orchestrator.engines.config import EngineConfig
 from shield_orchestrator.engines.ollama_binding import EmbedFunc as OllamaEmbedFunc
 from shield_orchestrator.errors import ConfigError
@@ -59,10 +64,17 @@ PG_STORAGES = {
 _TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 
 
+VECTOR_STORAGES = {
+    "postgres": "PGVectorStorage",
+    "milvus": "MilvusVectorDBStorage",
+    "file": "NanoVectorDBStorage",
+}
+MILVUS_DB_NAME = "default"  # Milvus Lite's own database; collections are named per workspace
+
+
 def storage_names(config: EngineConfig) -> dict[str, str]:
     names = dict(PG_STORAGES if config.storage == "postgres" else FILE_STORAGES)
-    postgres_vectors = config.vector_storage == "postgres"
-    names["vector_storage"] = "PGVectorStorage" if postgres_vectors else "NanoVectorDBStorage"
+    names["vector_storage"] = VECTOR_STORAGES[config.vector_storage]
     return names
 
 
@@ -80,8 +92,43 @@ def postgres_environment(config: EngineConfig) -> dict[str, str]:
         "POSTGRES_USER": config.postgres_user,
         "POSTGRES_PASSWORD": config.postgres_password,
         "POSTGRES_DATABASE": config.postgres_db,
-        "POSTGRES_MAX_CONNECTIONS": str(max(8, 2 * config.max_parallel_insert)),
+        "POSTGRES_MAX_CONNECTIONS": str(config.postgres_pool_size),
+        "POSTGRES_VECTOR_INDEX_TYPE": config.postgres_vector_index,
     }
+
+
+def library_environment(config: EngineConfig) -> dict[str, str]:
+    """Every variable LightRAG's configured storages read from the environment."""
+    values: dict[str, str] = {}
+    if uses_postgres(config):
+        values.update(postgres_environment(config))
+    if config.vector_storage == "milvus":
+        values["MILVUS_URI"] = storage_guard.milvus_uri(config.working_dir)
+        values["MILVUS_DB_NAME"] = MILVUS_DB_NAME
+    return values
+
+
+def _import_pymilvus_before_milvus_uri() -> None:
+    """pymilvus reads MILVUS_URI once, at import, and accepts only http(s) URIs there.
+
+    LightRAG requires MILVUS_URI in the environment (check_storage_env_vars) and hands it to
+    ``MilvusClient``, which does take a local Milvus Lite path. Importing pymilvus before the
+    variable is published keeps its import-time default connection empty.
+    """
+    import pymilvus.orm.connections  # noqa: F401
+
+
+def check_no_leftovers(config: EngineConfig) -> None:
+    """Refuse to start on new storages while the old ones hold this workspace's graph."""
+    found = storage_guard.leftovers(
+        config.working_dir, config.workspace, config.storage, config.vector_storage
+    )
+    if found:
+        raise ConfigError(
+            "orchestrator_engine_storage",
+            config.storage,
+            storage_guard.problem(found, config.workspace, config.storage, config.vector_storage),
+        )
 
 
 def tiktoken_cache_file(config: EngineConfig) -> Path:
@@ -135,8 +182,10 @@ def build_rag(
 ) -> LightRAG:
     """A LightRAG instance (storages not yet initialised) for ``config.workspace``."""
     quiet_library_logs()
-    if uses_postgres(config):
-        settings.export_for_library(postgres_environment(config))
+    check_no_leftovers(config)
+    if config.vector_storage == "milvus":
+        _import_pymilvus_before_milvus_uri()
+    settings.export_for_library(library_environment(config))
     Path(config.working_dir).mkdir(parents=True, exist_ok=True)
     return LightRAG(
         working_dir=config.working_dir,

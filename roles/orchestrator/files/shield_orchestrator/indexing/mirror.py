@@ -119,7 +119,8 @@ def read_heads(
         return {}
     heads: dict[str, bytes] = {}
     argv = ["git", "-C", str(repo), "cat-file", "--batch"]
-    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as proc:
+    pipe, devnull = subprocess.PIPE, subprocess.DEVNULL
+    with subprocess.Popen(argv, stdin=pipe, stdout=pipe, stderr=devnull) as proc:
         assert proc.stdin is not None
         assert proc.stdout is not None
         try:
