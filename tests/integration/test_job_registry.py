@@ -2,7 +2,8 @@
 
 What is proved: the chunks, sent to ENQUEUE_LUA as one framed argument, come out as one stream
 entry each with exactly the contract's fields (tests/support/chunks.py ``chunk_message``, the
-oracle, written apart from the producer), in request order, whatever the text holds
+oracle, written apart from the producer; in the order of services/messages.FIELDS), which the
+pool's parser (services/messages.py) reads back as given, in request order, whatever the text holds
 (newlines, a literal backslash-n, quotes, non-ASCII, metadata); explicit chunk ids (the
 retry-failed path) are kept; a job without an Idempotency-Key writes no idempotency key.
 """
@@ -42,6 +43,7 @@ async def test_every_chunk_is_one_entry_with_the_contract_fields(
     registry: Any, redis_client: Any
 ) -> None:
     from shield_orchestrator import keys
+    from shield_orchestrator.services import messages
     from shield_orchestrator.services.job_registry import NewChunk, NewJob
 
     chunks = [
@@ -57,7 +59,17 @@ async def test_every_chunk_is_one_entry_with_the_contract_fields(
         )
         for n, c in enumerate(chunks, 1)
     ]
-    assert await _entries(redis_client) == expected
+    entries = await _entries(redis_client)
+    assert entries == expected
+    assert {tuple(e) for e in entries} == {messages.FIELDS}  # the fields, in the contract's order
+    # What the pool reads back (services/messages.py) is what the API was given.
+    for n, (entry, chunk) in enumerate(zip(entries, chunks, strict=True), 1):
+        env = messages.parse_envelope(f"{n}-0", entry)
+        assert (env.kind, env.job_id) == (messages.INGEST_CHUNK, created.job_id)
+        assert env.chunk_id == chunk_id(n)
+        body = messages.parse_chunk_body(env.body, env.job_id, env.chunk_id)
+        assert (body.text, body.source_uri) == (chunk.text, chunk.source_uri)
+        assert (body.source_type, body.metadata) == ("type é", dict(chunk.metadata or {}))
     job = await redis_client.hgetall(keys.job(created.job_id))
     assert (job["status"], job["chunks_total"]) == ("queued", str(len(TEXTS)))
     assert [k async for k in redis_client.scan_iter(match=keys.idempotency("*"))] == []

@@ -35,7 +35,12 @@ def chunk_message(
     source_type: str,
     workspace: str,
 ) -> dict[str, str]:
-    """The fields of one ingestion-stream entry, by the contract: the oracle of the tests."""
+    """The fields of one ingestion-stream entry, by the contract: the oracle of the tests.
+
+    The version and kind are the contract's names (services/messages.py; their values are
+    pinned by tests/unit/test_messages.py); the body is encoded here, by ``json.dumps``."""
+    from shield_orchestrator.services.messages import INGEST_CHUNK, MESSAGE_VERSION
+
     body = {
         "text": text,
         "source_uri": source_uri,
@@ -44,8 +49,8 @@ def chunk_message(
         "metadata": dict(metadata or {}),
     }
     return {
-        "v": "1",
-        "kind": "ingest_chunk",
+        "v": MESSAGE_VERSION,
+        "kind": INGEST_CHUNK,
         "job_id": job_id,
         "chunk_id": cid,
         "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False),
@@ -55,8 +60,8 @@ def chunk_message(
 def chunk_fields(job_id: str, n: int, metadata: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The oracle's entry of chunk n (1-based) of a job: for the benchmarks that preload a
     stream faster than the API could (bench/); tests enqueue with :func:`enqueue_job`."""
-    return chunk_message(job_id, chunk_id(n), f"chunk {n}", f"test://chunk/{n}", metadata,
-                         "text", "default")  # fmt: skip
+    text, uri = f"chunk {n}", f"test://chunk/{n}"
+    return chunk_message(job_id, chunk_id(n), text, uri, metadata, "text", "default")
 
 
 async def insert_job_row(db: Any, job_id: str, n_chunks: int) -> None:
@@ -65,8 +70,8 @@ async def insert_job_row(db: Any, job_id: str, n_chunks: int) -> None:
 
     from shield_orchestrator.database.queries import query
 
-    await db.execute(query("insert_job"), job_id, "ingest", "default", n_chunks, None, "{}",
-                     dt.datetime.now(dt.UTC))  # fmt: skip
+    now = dt.datetime.now(dt.UTC)
+    await db.execute(query("insert_job"), job_id, "ingest", "default", n_chunks, None, "{}", now)
 
 
 async def enqueue_job(redis: Any, db: Any, n_chunks: int, meta: ChunkMeta | None = None) -> str:

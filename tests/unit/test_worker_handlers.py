@@ -1,4 +1,5 @@
-"""Envelope parsing and the retry loop of a slot (no Redis: a fake sleep records delays)."""
+"""A slot's handling of one entry: malformed outcomes, the engine's input, the retry loop
+(no Redis: a fake sleep records delays). The envelope itself: tests/unit/test_messages.py."""
 
 from __future__ import annotations
 
@@ -10,39 +11,11 @@ from shield_orchestrator.engines.base import ChunkResult
 from shield_orchestrator.errors import ChunkError, EngineOverloaded, MalformedMessage
 from shield_orchestrator.services.metrics import WorkerMetrics
 from shield_orchestrator.services.retry import RetryPolicy
-from shield_orchestrator.workers.handlers import (
-    malformed_outcome,
-    parse_envelope,
-    run_with_retries,
-)
+from shield_orchestrator.workers.handlers import malformed_outcome, run_with_retries
 from shield_orchestrator.workers.lightrag_processor import chunk_input
 
 JOB = "0b5e1d7a-3c2f-4f7e-9a51-2f1d6c3b9e40"
 GOOD = {"v": "1", "kind": "ingest_chunk", "job_id": JOB, "chunk_id": "c000001", "body": "{}"}
-
-
-def test_envelope_of_a_good_message() -> None:
-    env = parse_envelope("1-0", GOOD)
-    assert (env.kind, env.job_id, env.chunk_id) == ("ingest_chunk", JOB, "c000001")
-
-
-@pytest.mark.parametrize(
-    ("change", "problem"),
-    [
-        ({"v": "2"}, "unsupported message version"),
-        ({"job_id": "../../etc"}, "job_id"),
-        ({"chunk_id": ""}, "chunk_id"),
-        ({"kind": "resize"}, "unknown message kind"),
-    ],
-)
-def test_malformed_envelopes(change: dict[str, str], problem: str) -> None:
-    with pytest.raises(MalformedMessage, match=problem):
-        parse_envelope("1-0", {**GOOD, **change})
-
-
-def test_deleted_entry_has_no_fields() -> None:
-    with pytest.raises(MalformedMessage, match="deleted"):
-        parse_envelope("1-0", {})
 
 
 def test_malformed_outcome_keeps_readable_ids_only() -> None:
@@ -53,27 +26,19 @@ def test_malformed_outcome_keeps_readable_ids_only() -> None:
     assert o.error == "malformed: x"
 
 
-@pytest.mark.parametrize(
-    ("body", "problem"),
-    [
-        ("{", "not JSON"),
-        ("[]", "not a JSON object"),
-        ('{"text": "  "}', "text"),
-        ('{"text": "t", "metadata": 3}', "metadata"),
-    ],
-)
-def test_chunk_body_problems(body: str, problem: str) -> None:
-    with pytest.raises(MalformedMessage, match=problem):
-        chunk_input(JOB, "c1", body)
-
-
-def test_chunk_body_defaults() -> None:
-    chunk = chunk_input(JOB, "c1", json.dumps({"text": "hello"}), attempt=2)
-    assert (chunk.source_uri, chunk.workspace, chunk.attempt) == (
+def test_chunk_input_is_the_parsed_body_with_the_attempt() -> None:
+    """The body's checks and defaults are the contract's (tests/unit/test_messages.py)."""
+    body = {"text": "hello", "source_type": "md", "metadata": {"page": 2}}
+    chunk = chunk_input(JOB, "c1", json.dumps(body), attempt=2)
+    assert (chunk.job_id, chunk.chunk_id, chunk.text, chunk.attempt) == (JOB, "c1", "hello", 2)
+    assert (chunk.source_uri, chunk.source_type, chunk.workspace, chunk.metadata) == (
         f"shield://{JOB}/c1",
+        "md",
         "default",
-        2,
+        {"page": 2},
     )
+    with pytest.raises(MalformedMessage, match=r"body\.text is missing or empty"):
+        chunk_input(JOB, "c1", '{"text": "  "}')
 
 
 class _Script:

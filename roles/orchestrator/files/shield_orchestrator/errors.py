@@ -1,16 +1,25 @@
 """The exception tree of shield-orchestrator (one base; the API maps it to HTTP errors).
 
-ShieldError
-├── ConfigError               a setting has an invalid value (names the key and the value)
-├── StatusTransitionError     a job status would move backwards (queued -> ... is forward only)
-├── MigrationError            a migration is missing, changed after being applied, or failed
-├── JobNotFound               no job with that id in Redis nor in PostgreSQL
-├── MalformedMessage          a stream entry that cannot be processed: dead-lettered at once
-└── EngineError               raised by an engine's ``process`` (engines/base.py re-exports)
-    ├── EngineOverloaded      back off and try again later; does not spend a retry attempt
-    ├── ChunkError            this chunk failed; retried with backoff up to retry_attempts
-    │   └── ChunkTimeout      the per-task timeout expired
-    └── PermanentChunkError   this chunk can never succeed: dead-lettered at once
+The classes live here unless a module is named (those belong to one service and are raised
+only there)::
+
+    ShieldError
+    ├── ConfigError               a setting has an invalid value (names the key and the value)
+    ├── MigrationError            a migration is missing, changed after being applied, or failed
+    ├── JobNotFound               no job with that id in Redis nor in PostgreSQL
+    ├── MalformedMessage          a stream entry that cannot be processed: dead-lettered at once
+    │   └── UnknownKind           its ``kind`` has no handler here (names the kind)
+    ├── RegistryError             services/job_registry.py: job creation refused
+    │   ├── QueueFull             the ingestion stream holds max_queue_pending entries (429)
+    │   ├── IdempotencyConflict   same Idempotency-Key, different request (409)
+    │   └── NotRetryable          retry-failed on an active job, or nothing left to retry
+    ├── BadCursor                 services/job_listing.py: a GET /jobs cursor not ours
+    └── EngineError               raised by an engine (engines/base.py re-exports these)
+        ├── EngineOverloaded      back off and try again later; does not spend a retry attempt
+        ├── ChunkError            this chunk failed; retried with backoff up to retry_attempts
+        │   └── ChunkTimeout      the per-task timeout expired
+        ├── PermanentChunkError   this chunk can never succeed: dead-lettered at once
+        └── WorkspaceBusyError    engines/workspace_lock.py: another process owns the workspace
 """
 
 from __future__ import annotations
@@ -29,10 +38,6 @@ class ConfigError(ShieldError):
         self.value = value
 
 
-class StatusTransitionError(ShieldError):
-    """A job status change that is not forward (see services/job_status.py)."""
-
-
 class MigrationError(ShieldError):
     """The database schema cannot be brought to the version this code expects."""
 
@@ -43,6 +48,14 @@ class JobNotFound(ShieldError):  # noqa: N818 (the name is the contract)
 
 class MalformedMessage(ShieldError):  # noqa: N818 (the name is the contract)
     """A stream entry that can never be processed (missing field, bad JSON, unknown kind/job)."""
+
+
+class UnknownKind(MalformedMessage):
+    """An entry whose ``kind`` the reader has no handler for (services/messages.py)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"unknown message kind {kind!r}")
+        self.kind = kind
 
 
 class EngineError(ShieldError):

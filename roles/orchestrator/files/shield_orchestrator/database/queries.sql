@@ -7,6 +7,14 @@ INSERT INTO jobs (job_id, kind, workspace, status, chunks_total, idempotency_key
 VALUES ($1::uuid, $2, $3, 'queued', $4, $5, $6::jsonb, $7, $7)
 ON CONFLICT (job_id) DO NOTHING
 
+-- name: delete_job
+-- The API: undo insert_job when putting the job on the stream failed (all or nothing).
+DELETE FROM jobs WHERE job_id = $1::uuid
+
+-- name: select_job_by_idempotency_key
+-- The API: the job an Idempotency-Key made, once its Redis copy has expired.
+SELECT job_id, chunks_total, metadata FROM jobs WHERE idempotency_key = $1
+
 -- name: select_job
 SELECT job_id, kind, workspace, status, chunks_total, chunks_processed, chunks_failed,
        idempotency_key, created_at, started_at, finished_at, updated_at

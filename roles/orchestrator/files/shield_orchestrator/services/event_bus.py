@@ -109,9 +109,14 @@ async def emit(
     fields = event_fields(event_type, data, job_id)
     stream_keys = [keys.EVENTS_STREAM] + ([keys.job_events(job_id)] if job_id else [])
     entry_id: Any = await redis.eval(
-        EMIT_LUA, len(stream_keys), *stream_keys,
-        keys.EVENTS_MAXLEN, fields["type"], job_id, fields["data"],
-    )  # fmt: skip
+        EMIT_LUA,
+        len(stream_keys),
+        *stream_keys,
+        keys.EVENTS_MAXLEN,
+        fields["type"],
+        job_id,
+        fields["data"],
+    )
     return _text(entry_id)
 
 

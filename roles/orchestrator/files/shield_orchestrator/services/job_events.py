@@ -107,9 +107,12 @@ class JobStream:
                 return
         while not stopped():
             page = await read_events(
-                self.redis, self.cursor, self.job_id,
-                block_ms=None if self.over else block_ms, count=count,
-            )  # fmt: skip
+                self.redis,
+                self.cursor,
+                self.job_id,
+                block_ms=None if self.over else block_ms,
+                count=count,
+            )
             for event in page:
                 self.cursor = event.id
                 yield event

@@ -15,8 +15,6 @@ one, created through :meth:`JobRegistry.create` with the idempotency key
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -24,7 +22,8 @@ from redis.asyncio import Redis
 
 from shield_orchestrator import keys
 from shield_orchestrator.database.queries import query
-from shield_orchestrator.errors import JobNotFound
+from shield_orchestrator.errors import JobNotFound, MalformedMessage
+from shield_orchestrator.services import messages
 from shield_orchestrator.services.job_registry import (
     Created,
     Failure,
@@ -33,22 +32,9 @@ from shield_orchestrator.services.job_registry import (
     NewJob,
     NotRetryable,
 )
-from shield_orchestrator.services.job_status import fetch_job
+from shield_orchestrator.services.job_status import epoch_to_datetime, fetch_job
 
 DL_PAGE = 1000  # XRANGE COUNT while scanning the dead-letter stream
-
-
-def _when(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
-    except ValueError:
-        try:
-            parsed = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _int(value: Any) -> int | None:
@@ -59,16 +45,15 @@ def _int(value: Any) -> int | None:
 
 
 def _body(fields: Mapping[str, str]) -> dict[str, Any] | None:
+    """The kept ``ingest_chunk`` body of a dead-letter entry (services/messages.py), or None."""
     raw = fields.get("body")
     if not raw:
         return None
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = messages.decode_body(raw)
+    except MalformedMessage:
         return None
-    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-        return None
-    return body
+    return body if isinstance(body.get("text"), str) else None
 
 
 async def dead_letters(redis: Redis, job_id: str) -> dict[str, Failure]:
@@ -88,7 +73,7 @@ async def dead_letters(redis: Redis, job_id: str) -> dict[str, Failure]:
                 chunk_id=fields["chunk_id"],
                 error=fields.get("error", ""),
                 attempts=_int(fields.get("attempts")),
-                failed_at=_when(fields.get("failed_at")),
+                failed_at=epoch_to_datetime(fields.get("failed_at")),
                 source_uri=None if body is None else str(body.get("source_uri", "")) or None,
                 body=body,
             )

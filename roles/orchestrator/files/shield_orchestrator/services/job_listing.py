@@ -40,8 +40,9 @@ class JobFilter:
     created_since: dt.datetime | None = None
 
     def digest(self) -> str:
-        fields = {k: (v.isoformat() if isinstance(v, dt.datetime) else v)
-                  for k, v in asdict(self).items()}  # fmt: skip
+        fields = {
+            k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in asdict(self).items()
+        }
         raw = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
@@ -72,9 +73,15 @@ async def list_jobs(
     """A page of at most ``limit`` jobs and the cursor of the next page (None: no more)."""
     after_created, after_id = decode_cursor(cursor, flt) if cursor else (None, None)
     rows = await db.fetch(
-        query("list_jobs"), flt.status, flt.kind, flt.workspace, flt.created_since,
-        after_created, after_id, limit + 1,
-    )  # fmt: skip
+        query("list_jobs"),
+        flt.status,
+        flt.kind,
+        flt.workspace,
+        flt.created_since,
+        after_created,
+        after_id,
+        limit + 1,
+    )
     jobs = [job_view_from_row(r) for r in rows[:limit]]
     more = len(rows) > limit
     return jobs, encode_cursor(jobs[-1], flt) if more else None

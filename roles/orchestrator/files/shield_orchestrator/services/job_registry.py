@@ -43,33 +43,25 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import asyncpg
-from pydantic_core import to_json
 from redis.asyncio import Redis
 
 from shield_orchestrator import keys
 from shield_orchestrator.database.queries import query
 from shield_orchestrator.errors import ShieldError
-from shield_orchestrator.services import event_bus
+from shield_orchestrator.services import event_bus, messages
 from shield_orchestrator.services.job_status import new_job_fields
 
-MESSAGE_VERSION = "1"
-CHUNK_KIND = "ingest_chunk"
-JOB_KIND = "ingest"
-
-_SELECT_BY_IDEMPOTENCY_KEY = (
-    "SELECT job_id, chunks_total, metadata FROM jobs WHERE idempotency_key = $1"
-)
-_DELETE_JOB = "DELETE FROM jobs WHERE job_id = $1::uuid"
+JOB_KIND = "ingest"  # the jobs row's and the job hash's kind; its entries are ingest_chunk
 
 # KEYS: 1 job hash, 2 ingestion stream, 3 events stream, 4 idempotency key, 5 the job's
 # event stream (the queued event goes to both streams with one id: event_bus.EVENT_LUA).
 # ARGV: 1 events maxlen, 2 idempotency TTL (s), 3 idempotency value ('' = no key),
 # 4 event JSON ([type, job_id, data]), 5 message version, 6 kind, 7 job id, 8 the chunks
 # (:func:`chunks_blob`: "id\nbody\nid\nbody..."), then the job hash's field/value pairs.
-# Each chunk's entry gets chunk_message()'s fields, in its order. Returns the
-# ingestion.queued event's id. The chunks travel as ONE argument: redis-py packs each argument
-# in Python (an isinstance ladder and a bytes join each), which for 2 arguments per chunk was
-# the largest part of the API's CPU per request.
+# Each chunk's entry gets the fields of the message contract (services/messages.py), in the
+# order of messages.FIELDS. Returns the ingestion.queued event's id. The chunks travel as ONE
+# argument: redis-py packs each argument in Python (an isinstance ladder and a bytes join
+# each), which for 2 arguments per chunk was the largest part of the API's CPU per request.
 ENQUEUE_LUA = (
     event_bus.EVENT_LUA
     + """
@@ -157,7 +149,6 @@ class Created:
     job_id: str
     chunks_total: int
     replayed: bool = False  # True: an earlier request with this Idempotency-Key made the job
-    queued_event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,36 +166,6 @@ def chunk_id(n: int) -> str:
     return f"c{n:06d}"
 
 
-def chunk_message(
-    job_id: str, cid: str, chunk: NewChunk, source_type: str, workspace: str
-) -> dict[str, str]:
-    """Fields of one ingestion-stream entry (ARCHITECTURE.md, "A chunk message")."""
-    return {
-        "v": MESSAGE_VERSION,
-        "kind": CHUNK_KIND,
-        "job_id": job_id,
-        "chunk_id": cid,
-        "body": chunk_body(chunk, source_type, workspace).decode(),
-    }
-
-
-def chunk_body(chunk: NewChunk, source_type: str, workspace: str) -> bytes:
-    """The JSON body of one chunk's entry: ``{text, source_uri, source_type, workspace,
-    metadata}``, compact UTF-8, by pydantic-core's encoder: what ``json.dumps(...,
-    ensure_ascii=False)`` writes (NaN/Infinity too), but for a float exponent's padding
-    (``1e-7``, not ``1e-07``), at a fifth of the cost. It never holds a newline byte: JSON
-    escapes control characters inside strings."""
-    meta = chunk.metadata
-    body = {
-        "text": chunk.text,
-        "source_uri": chunk.source_uri,
-        "source_type": source_type,
-        "workspace": workspace,
-        "metadata": meta if type(meta) is dict else dict(meta or {}),
-    }
-    return to_json(body, inf_nan_mode="constants")
-
-
 def chunks_blob(new: NewJob) -> bytes:
     """The chunks of a job as ENQUEUE_LUA reads them: ``id\\nbody`` per chunk, joined by a
     newline (neither an id nor a compact JSON body holds one)."""
@@ -215,7 +176,10 @@ def chunks_blob(new: NewJob) -> bytes:
             cid = chunk_id(n)
         elif "\n" in cid or not cid:
             raise ValueError(f"chunk id {cid!r}: empty or holds a newline")
-        parts += (cid.encode(), chunk_body(chunk, new.source_type, new.workspace))
+        body = messages.chunk_body(
+            chunk.text, chunk.source_uri, new.source_type, new.workspace, chunk.metadata
+        )
+        parts += (cid.encode(), body)
     return b"\n".join(parts)
 
 
@@ -246,20 +210,26 @@ class JobRegistry:
         meta = {"source_type": new.source_type, "digest": digest, "retry_of": new.retry_of}
         try:
             await self.db.execute(
-                query("insert_job"), job_id, JOB_KIND, new.workspace, len(new.chunks),
-                new.idempotency_key, json.dumps(meta), created,
-            )  # fmt: skip
+                query("insert_job"),
+                job_id,
+                JOB_KIND,
+                new.workspace,
+                len(new.chunks),
+                new.idempotency_key,
+                json.dumps(meta),
+                created,
+            )
         except asyncpg.UniqueViolationError:
             # A concurrent twin (or one whose Redis key expired) holds the key: answer with it.
             if digest is None:  # only the idempotency key is UNIQUE, and there is none
                 raise
             return await self._replay_from_postgres(new.idempotency_key, digest)
         try:
-            event_id = await self._enqueue(job_id, new, digest, created_at)
+            await self._enqueue(job_id, new, digest, created_at)
         except BaseException:
-            await self.db.execute(_DELETE_JOB, job_id)
+            await self.db.execute(query("delete_job"), job_id)
             raise
-        return Created(job_id, len(new.chunks), queued_event_id=event_id)
+        return Created(job_id, len(new.chunks))
 
     async def lookup(self, idempotency_key: str) -> Created | None:
         """The job an idempotency key made (Redis while the key lives, then PostgreSQL)."""
@@ -267,7 +237,7 @@ class JobRegistry:
         if raw:
             known = json.loads(raw)
             return Created(str(known["job_id"]), int(known["chunks_total"]), replayed=True)
-        row = await self.db.fetchrow(_SELECT_BY_IDEMPOTENCY_KEY, idempotency_key)
+        row = await self.db.fetchrow(query("select_job_by_idempotency_key"), idempotency_key)
         if row is None:
             return None
         return Created(str(row["job_id"]), int(row["chunks_total"]), replayed=True)
@@ -283,7 +253,7 @@ class JobRegistry:
         return int(replies[0]), known
 
     async def _replay_from_postgres(self, idem: str | None, digest: str) -> Created:
-        row = await self.db.fetchrow(_SELECT_BY_IDEMPOTENCY_KEY, idem)
+        row = await self.db.fetchrow(query("select_job_by_idempotency_key"), idem)
         if row is None:  # deleted by its failed creator in the meantime
             raise RegistryError("a request with this Idempotency-Key failed just now; retry")
         meta = row["metadata"]
@@ -297,8 +267,8 @@ class JobRegistry:
 
     async def _enqueue(
         self, job_id: str, new: NewJob, digest: str | None, created_at: float
-    ) -> str:
-        """The one script call that makes the job visible; returns the queued event's id."""
+    ) -> None:
+        """The one script call that makes the job visible."""
         total = len(new.chunks)
         job_fields = new_job_fields(job_id, total, new.workspace, created_at)
         hash_args: list[str] = []
@@ -316,14 +286,26 @@ class JobRegistry:
         if new.idempotency_key is not None:
             idem_key = keys.idempotency(new.idempotency_key)
             idem_value = json.dumps({"job_id": job_id, "digest": digest, "chunks_total": total})
-        event_id = await self._script(
-            keys=[keys.job(job_id), keys.INGESTION_STREAM, keys.EVENTS_STREAM,
-                  idem_key or keys.idempotency(""), keys.job_events(job_id)],
-            args=[keys.EVENTS_MAXLEN, self.idempotency_ttl_s, idem_value,
-                  json.dumps([ev["type"], ev["job_id"], ev["data"]]), MESSAGE_VERSION,
-                  CHUNK_KIND, job_id, chunks_blob(new), *hash_args],
-        )  # fmt: skip
-        return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+        await self._script(
+            keys=[
+                keys.job(job_id),
+                keys.INGESTION_STREAM,
+                keys.EVENTS_STREAM,
+                idem_key or keys.idempotency(""),
+                keys.job_events(job_id),
+            ],
+            args=[
+                keys.EVENTS_MAXLEN,
+                self.idempotency_ttl_s,
+                idem_value,
+                json.dumps([ev["type"], ev["job_id"], ev["data"]]),
+                messages.MESSAGE_VERSION,
+                messages.INGEST_CHUNK,
+                job_id,
+                chunks_blob(new),
+                *hash_args,
+            ],
+        )
 
 
 def _replay_or_conflict(known: Mapping[str, Any], digest: str) -> Created:

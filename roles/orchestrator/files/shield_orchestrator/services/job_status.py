@@ -109,10 +109,18 @@ class JobView:
 
 
 def epoch_to_datetime(value: str | None) -> dt.datetime | None:
-    """Job hash timestamp (epoch seconds string, maybe empty) -> aware datetime or None."""
+    """A timestamp the Lua scripts write (epoch seconds from Redis TIME, ``"1700000000.123456"``)
+    as an aware UTC datetime; None when empty (not reached yet) or not a number.
+
+    The one parser of these strings: the job hash (here), the dead-letter stream's
+    ``failed_at`` (job_failures) and the flusher's rows (job_tracker).
+    """
     if not value:
         return None
-    return dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+    try:
+        return dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def job_view_from_hash(h: Mapping[str, str]) -> JobView:
