@@ -549,3 +549,17 @@ def test_a_very_long_context_line_does_not_shred_the_code() -> None:
     chunks = chunk_code(path, "def f():\n    return 1\n", max_tokens=32)
     assert chunks is not None
     assert [c.text.split("\n", 1)[1] for c in chunks] == ["def f():\n    return 1\n"]
+
+
+def test_budget_holds_past_a_thousand_parts() -> None:
+    """The reserve for ``| part N`` and for the newline after a cut piece, byte-exact."""
+    source = "BLOB = '" + "a" * 300_000 + "'\n"
+
+    def by_bytes(text: str) -> int:
+        return len(text.encode())
+
+    chunks = chunk_code("big.py", source, max_tokens=200, count_tokens=by_bytes)
+    assert chunks is not None
+    assert len(chunks) > 1000
+    assert max(by_bytes(c.text) for c in chunks) <= 200
+    assert chunks[-1].text.startswith(f"# big.py | module big | part {len(chunks)}\n")

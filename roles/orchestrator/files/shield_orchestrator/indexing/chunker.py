@@ -283,7 +283,10 @@ def _emit(
     """The chunks of one symbol: one, or ``| part N`` pieces at line boundaries."""
     # A context line longer than 3/4 of the budget (a very deep path) still leaves room for
     # a quarter of it: such chunks go over max_tokens rather than into one-character pieces.
-    budget = max(max_tokens // 4, max_tokens - count_tokens(f"{context} | part 999\n"))
+    # The reserve covers the part number (a 1 MiB file has fewer than a million lines) and
+    # the newline added after a cut piece of a line.
+    reserve = count_tokens(f"{context} | part 999999\n\n")
+    budget = max(max_tokens // 4, max_tokens - reserve)
     parts: list[tuple[list[int], str]] = []
     rows_now: list[int] = []
     text_now: list[str] = []
