@@ -62,8 +62,16 @@ async def test_event_streams_are_bounded(redis_client: Any) -> None:
     async with redis_client.pipeline(transaction=False) as pipe:
         for i in range(n):
             f = event_fields(EventType.PROGRESS, {"n": i}, job_id="j")
-            pipe.evalsha(sha, 2, keys.EVENTS_STREAM, keys.job_events("j"), keys.EVENTS_MAXLEN,
-                         f["type"], "j", f["data"])  # fmt: skip
+            pipe.evalsha(
+                sha,
+                2,
+                keys.EVENTS_STREAM,
+                keys.job_events("j"),
+                keys.EVENTS_MAXLEN,
+                f["type"],
+                "j",
+                f["data"],
+            )
         await pipe.execute()
     # MAXLEN ~ trims whole macro nodes: never below the cap, at most one node above it
     assert keys.EVENTS_MAXLEN <= await redis_client.xlen(keys.EVENTS_STREAM) < n

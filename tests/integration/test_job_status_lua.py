@@ -54,8 +54,9 @@ def _outcome(job_id: str, entries: dict[str, str], n: int, outcome: str) -> Outc
     cid = chunk_id(n)
     # a chunk the job does not have (n > total) comes with an entry id nobody holds
     entry_id = entries.get(cid, "0-1")
-    return Outcome(entry_id, job_id, cid, outcome, error="refused" if outcome == F else "",
-                   attempts=1)  # fmt: skip
+    return Outcome(
+        entry_id, job_id, cid, outcome, error="refused" if outcome == F else "", attempts=1
+    )
 
 
 async def test_every_transition_of_the_table(redis_client: Any, pg_pool: Any) -> None:

@@ -85,8 +85,12 @@ async def test_status_only_moves_forward(redis_client: Any, pg_pool: Any) -> Non
     h = await job_hash(redis_client, job_id)
     assert (h["status"], h["chunks_processed"], h["chunks_failed"]) == ("failed", "0", "1")
     types = [e.type for e in await events_of(redis_client, job_id)]
-    assert types == ["ingestion.queued", "ingestion.started", "ingestion.chunk_failed",
-                     "ingestion.failed"]  # fmt: skip
+    assert types == [
+        "ingestion.queued",
+        "ingestion.started",
+        "ingestion.chunk_failed",
+        "ingestion.failed",
+    ]
 
 
 async def test_xdel_only_after_xack_never_drops_unacked(redis_client: Any, pg_pool: Any) -> None:
@@ -129,8 +133,11 @@ async def test_script_reloaded_after_script_flush(redis_client: Any, pg_pool: An
 
 
 async def _xact_commit(pg: Any) -> int:
-    return int(await pg.fetchval(
-        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"))  # fmt: skip
+    return int(
+        await pg.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        )
+    )
 
 
 async def test_flush_is_one_transaction_for_many_jobs_and_chunks(
@@ -140,8 +147,10 @@ async def test_flush_is_one_transaction_for_many_jobs_and_chunks(
         await enqueue_job(redis_client, pg_pool, 5)
     delivered = await _deliver(redis_client, 30)
     tracker = JobTracker(redis_client)
-    outcomes = [Outcome(e, j, c, FAILED if c == "c000004" else PROCESSED, error="e", attempts=2)
-                for e, j, c in delivered]  # fmt: skip
+    outcomes = [
+        Outcome(e, j, c, FAILED if c == "c000004" else PROCESSED, error="e", attempts=2)
+        for e, j, c in delivered
+    ]
     await tracker.record(outcomes)
     assert await redis_client.scard(keys.JOBS_DIRTY) == 6
     stats = await tracker.flush(pg_pool)
@@ -215,8 +224,9 @@ async def test_postgres_outage_delays_but_loses_nothing(
     admin = await asyncpg.connect(postgres_srv.dsn("postgres"))
     try:
         await admin.execute(f'ALTER DATABASE "{pg_database}" ALLOW_CONNECTIONS false')
-        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = $1", pg_database)  # fmt: skip
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", pg_database
+        )
         for e, j, c in delivered:  # processing goes on while PostgreSQL is away
             await tracker.record([Outcome(e, j, c, PROCESSED)])
         with pytest.raises(PG_DOWN):

@@ -61,7 +61,10 @@ async def test_seed_defect_one_chunk_error_fails_the_whole_job(
         await wait_for(lambda: _done(redis_client, job_id))
     h = await job_hash(redis_client, job_id)
     assert (h["status"], h["chunks_processed"], h["chunks_failed"]) == (
-        "completed_with_errors", "4", "1")  # fmt: skip
+        "completed_with_errors",
+        "4",
+        "1",
+    )
 
 
 async def test_seed_defect_create_task_from_signal_handler(
@@ -109,10 +112,13 @@ async def test_seed_defect_racy_completion_read_after_increment(
     await redis_streams.ensure_group(redis_client)
     entries = await redis_streams.read_group(redis_client, "t:1", 64, None)
     trackers = [JobTracker(redis_client) for _ in range(8)]
-    results = await asyncio.gather(*(
-        t.record([Outcome(e, f["job_id"], f["chunk_id"], PROCESSED)])
-        for k, t in enumerate(trackers) for e, f in entries[k::8]
-    ))  # fmt: skip
+    results = await asyncio.gather(
+        *(
+            t.record([Outcome(e, f["job_id"], f["chunk_id"], PROCESSED)])
+            for k, t in enumerate(trackers)
+            for e, f in entries[k::8]
+        )
+    )
     flat = [r for rs in results for r in rs]
     assert flat.count("completed") == 1
     assert (await job_hash(redis_client, job_id))["chunks_processed"] == "64"
@@ -130,7 +136,7 @@ async def test_seed_defect_three_postgres_transactions_per_chunk(
         CREATE FUNCTION log_tx() RETURNS trigger LANGUAGE plpgsql AS
           $$ BEGIN INSERT INTO tx_log VALUES (txid_current()); RETURN NULL; END $$;
         CREATE TRIGGER jobs_tx AFTER UPDATE ON jobs FOR EACH STATEMENT EXECUTE FUNCTION log_tx();
-    """)  # fmt: skip
+    """)
     jobs = [await enqueue_job(redis_client, pg_pool, 100) for _ in range(3)]
     async with running_pool(redis_srv, db=pg_pool, batch_size=50, pool_size=16) as pool:
         for j in jobs:
@@ -177,8 +183,9 @@ async def test_seed_defect_no_reclaim_of_dead_consumer(
     job_id = await enqueue_job(redis_client, pg_pool, 4)
     await redis_streams.ensure_group(redis_client)
     await redis_streams.read_group(redis_client, "gone:1", 4, None)
-    async with running_pool(redis_srv, NoopEngine(), consumer="alive:2",
-                            reclaim_idle_ms=200) as pool:  # fmt: skip
+    async with running_pool(
+        redis_srv, NoopEngine(), consumer="alive:2", reclaim_idle_ms=200
+    ) as pool:
         await wait_for(lambda: _done(redis_client, job_id))
         assert metric(pool, "shield_worker_entries_reclaimed_total") == 4
     assert (await job_hash(redis_client, job_id))["chunks_processed"] == "4"

@@ -156,16 +156,16 @@ async def test_malformed_messages_go_straight_to_dead_letter(
     stream = keys.INGESTION_STREAM
     # three more entries name the job, all bad: they count as its failed chunks
     await redis_client.hset(keys.job(job_id), "chunks_total", 4)
-    await redis_client.xadd(stream, {"v": "1", "kind": "ingest_chunk", "job_id": job_id,
-                                     "chunk_id": "c000002", "body": "{not json"})  # fmt: skip
-    await redis_client.xadd(stream, {"v": "1", "kind": "ingest_chunk", "job_id": job_id,
-                                     "chunk_id": "c000003", "body": '{"text": ""}'})  # fmt: skip
+    other_job = "00000000-0000-4000-8000-000000000000"
+
+    def entry(chunk_id: str, body: str, kind: str = "ingest_chunk", job: str = job_id) -> Any:
+        return {"v": "1", "kind": kind, "job_id": job, "chunk_id": chunk_id, "body": body}
+
+    await redis_client.xadd(stream, entry("c000002", "{not json"))
+    await redis_client.xadd(stream, entry("c000003", '{"text": ""}'))
     await redis_client.xadd(stream, {"garbage": "x"})
-    await redis_client.xadd(stream, {"v": "1", "kind": "resize_image", "job_id": job_id,
-                                     "chunk_id": "c000009", "body": "{}"})  # fmt: skip
-    await redis_client.xadd(stream, {"v": "1", "kind": "ingest_chunk",
-                                     "job_id": "00000000-0000-4000-8000-000000000000",
-                                     "chunk_id": "c000001", "body": '{"text": "x"}'})  # fmt: skip
+    await redis_client.xadd(stream, entry("c000009", "{}", kind="resize_image"))
+    await redis_client.xadd(stream, entry("c000001", '{"text": "x"}', job=other_job))
     engine = NoopEngine()
     async with running_pool(redis_srv, engine) as pool:
         await wait_for(lambda: _finished(redis_client, job_id))
@@ -176,8 +176,11 @@ async def test_malformed_messages_go_straight_to_dead_letter(
         await wait_for(all_settled)
         assert pool.processed == 1
     h = await job_hash(redis_client, job_id)
-    assert (h["status"], h["chunks_processed"], h["chunks_failed"]) == ("completed_with_errors",
-                                                                        "1", "3")  # fmt: skip
+    assert (h["status"], h["chunks_processed"], h["chunks_failed"]) == (
+        "completed_with_errors",
+        "1",
+        "3",
+    )
     assert list(engine.calls) == [(job_id, "c000001")]  # no malformed entry reached the engine
     errors = sorted(d["error"] for d in await dead_letters(redis_client))
     assert len(errors) == 5

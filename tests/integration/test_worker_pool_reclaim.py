@@ -38,8 +38,9 @@ async def test_starting_consumer_rereads_its_own_pending_first(
     mine = await _take(redis_client, "me:1", 3)  # my predecessor died holding these
     engine = NoopEngine()
     # reclaim_idle_ms is long: only rereading my own PEL (ID 0) can get these back now
-    async with running_pool(redis_srv, engine, consumer="me:1", reclaim_idle_ms=60_000,
-                            batch_size=3, pool_size=1) as pool:  # fmt: skip
+    async with running_pool(
+        redis_srv, engine, consumer="me:1", reclaim_idle_ms=60_000, batch_size=3, pool_size=1
+    ) as pool:
         await wait_for(lambda: _done(redis_client, job_id))
         assert metric(pool, "shield_worker_entries_reclaimed_total") == 0
     assert len(mine) == 3
@@ -55,8 +56,9 @@ async def test_chunk_delivered_twice_counts_once(
     job_id = await enqueue_job(redis_client, pg_pool, 2)
     await _take(redis_client, "dead:1", 2)
     await redis_client.sadd(keys.job_seen(job_id), "c000001")
-    await redis_client.hset(keys.job(job_id), mapping={"chunks_processed": 1,
-                                                       "status": "processing"})  # fmt: skip
+    await redis_client.hset(
+        keys.job(job_id), mapping={"chunks_processed": 1, "status": "processing"}
+    )
     engine = NoopEngine()
     async with running_pool(redis_srv, engine, reclaim_idle_ms=200):
         await wait_for(lambda: _done(redis_client, job_id))
@@ -72,11 +74,13 @@ async def test_poison_message_is_dead_lettered_not_looped(
     retry_attempts = 1
     (poison,) = await _take(redis_client, "crashy:1", 1)
     for _ in range(retry_attempts + 1):  # it crashed its consumer this many more times
-        await redis_client.xclaim(keys.INGESTION_STREAM, keys.CONSUMER_GROUP, "crashy:1", 0,
-                                  [poison])  # fmt: skip
+        await redis_client.xclaim(
+            keys.INGESTION_STREAM, keys.CONSUMER_GROUP, "crashy:1", 0, [poison]
+        )
     engine = NoopEngine()
-    async with running_pool(redis_srv, engine, consumer="crashy:1",
-                            retry_attempts=retry_attempts) as pool:  # fmt: skip
+    async with running_pool(
+        redis_srv, engine, consumer="crashy:1", retry_attempts=retry_attempts
+    ) as pool:
         await wait_for(lambda: _done(redis_client, job_id))
         assert pool.failed == 1
     (dl,) = await dead_letters(redis_client)
@@ -97,8 +101,9 @@ async def test_live_lease_is_not_reclaimed_while_processing(
     slow, other = NoopEngine(), NoopEngine()
     async with running_pool(redis_srv, slow, consumer="slow:1", reclaim_idle_ms=idle_ms):
         await wait_for(lambda: _holds(redis_client, "slow:1"))
-        async with running_pool(redis_srv, other, consumer="other:1",
-                                reclaim_idle_ms=idle_ms) as poller:  # fmt: skip
+        async with running_pool(
+            redis_srv, other, consumer="other:1", reclaim_idle_ms=idle_ms
+        ) as poller:
             await wait_for(lambda: _done(redis_client, job_id))
             assert metric(poller, "shield_worker_entries_reclaimed_total") == 0
     assert sum(slow.calls.values()) == 1
@@ -108,8 +113,9 @@ async def test_live_lease_is_not_reclaimed_while_processing(
 
 async def _holds(redis: Any, consumer: str) -> bool:
     await redis_streams.ensure_group(redis)
-    rows = await redis.xpending_range(keys.INGESTION_STREAM, keys.CONSUMER_GROUP, "-", "+", 10,
-                                      consumername=consumer)  # fmt: skip
+    rows = await redis.xpending_range(
+        keys.INGESTION_STREAM, keys.CONSUMER_GROUP, "-", "+", 10, consumername=consumer
+    )
     return len(rows) > 0
 
 
@@ -119,8 +125,9 @@ async def test_renew_leases_never_steals_back(redis_client: Any) -> None:
     await redis_client.xclaim(keys.INGESTION_STREAM, keys.CONSUMER_GROUP, "b:1", 0, [entry])
     assert await redis_streams.renew_leases(redis_client, "a:1", [entry]) == []
     assert await redis_streams.renew_leases(redis_client, "b:1", [entry]) == [entry]
-    (row,) = await redis_client.xpending_range(keys.INGESTION_STREAM, keys.CONSUMER_GROUP,
-                                               "-", "+", 10)  # fmt: skip
+    (row,) = await redis_client.xpending_range(
+        keys.INGESTION_STREAM, keys.CONSUMER_GROUP, "-", "+", 10
+    )
     assert row["consumer"] == "b:1"
     assert row["times_delivered"] == 2  # JUSTID renewals do not count as deliveries
 

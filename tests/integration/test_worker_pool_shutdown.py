@@ -96,8 +96,14 @@ async def test_the_process_exits_without_waiting_for_abandoned_tasks(
     tmp_path: Path,
 ) -> None:
     await enqueue_job(redis_client, pg_pool, 2)
-    env = worker_env(rendered_root, redis_srv, postgres_srv, pg_database,
-                     graceful_shutdown_timeout_s="1", pool_size="2")  # fmt: skip
+    env = worker_env(
+        rendered_root,
+        redis_srv,
+        postgres_srv,
+        pg_database,
+        graceful_shutdown_timeout_s="1",
+        pool_size="2",
+    )
     with fleet(env, tmp_path, module="tests.support.stubborn_worker") as workers:
         worker = workers.spawn("1")
         await wait_for(lambda: worker.log().count("action=stubborn_started") == 2)

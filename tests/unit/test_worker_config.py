@@ -36,8 +36,12 @@ def test_the_environment_overrides_exactly_the_tunable_fields() -> None:
 
 
 def test_environment_overrides_and_instance() -> None:
-    env = {"SHIELD_WORKER_POOL_SIZE": "9", "SHIELD_WORKER_RECLAIM_IDLE_MS": "250",
-           "SHIELD_WORKER_INSTANCE": "3", "SHIELD_WORKER_METRICS_PORT": "20000"}  # fmt: skip
+    env = {
+        "SHIELD_WORKER_POOL_SIZE": "9",
+        "SHIELD_WORKER_RECLAIM_IDLE_MS": "250",
+        "SHIELD_WORKER_INSTANCE": "3",
+        "SHIELD_WORKER_METRICS_PORT": "20000",
+    }
     settings = load_settings(env)
     config = PoolConfig.from_settings(settings)
     assert (config.pool_size, config.reclaim_idle_ms, config.metrics_port) == (9, 250, 20003)

@@ -1,8 +1,12 @@
 """``python -m shield_orchestrator.api``: the API under uvicorn, on the rendered host and port.
 
 The systemd unit runs this; SHIELD_* secrets come from its EnvironmentFile. A configuration
-error (for example no SHIELD_API_KEYS) is printed on one line naming the variable, exit 2.
-:func:`serve` is how the service runs an app (bench/bench_api.py measures it the same way):
+error (for example no SHIELD_API_KEYS) is printed on one line naming the variable, exit 2; a
+port that cannot be bound exits 3. Then it binds the port once and serves it from
+``--processes`` (default ``orchestrator_api_processes``) uvicorn processes that share that
+socket (api/processes.py: rolling restart on SIGHUP; metrics summed over the processes).
+:func:`serve` runs one app in this process (the tests and bench/bench_api.py use it), with
+the same :func:`server_config` as every child of the service:
 uvicorn with uvloop and httptools (``uvicorn[standard]``, pinned), no access log (request
 counts and latency are in /metrics), the connection bounds of the app's ApiConfig (header
 size, count and time in api/protocol.py; keep-alive timeout; concurrency limit), and the
@@ -14,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
+import logging
 import socket
 import sys
 
 import uvicorn
 from fastapi import FastAPI
 
+from shield_orchestrator.api import processes
 from shield_orchestrator.api.app import create_app
 from shield_orchestrator.api.config import ApiConfig
 from shield_orchestrator.api.protocol import bounded_protocol
@@ -28,7 +33,8 @@ from shield_orchestrator.errors import ConfigError
 from shield_orchestrator.logs import setup_logging
 from shield_orchestrator.settings import load_settings
 
-STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
+STARTUP_FAILURE = processes.STARTUP_FAILURE
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,35 +42,50 @@ def main(argv: list[str] | None = None) -> int:
     defaults = ApiConfig()
     parser.add_argument("--host", default=defaults.bind_host, help="bind address (rendered)")
     parser.add_argument("--port", type=int, default=defaults.port, help="TCP port (rendered)")
+    parser.add_argument(
+        "--processes", type=int, default=defaults.processes, help="uvicorn processes (rendered)"
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     setup_logging(args.log_level.upper())
+    if args.processes < 1:
+        print(f"shield-orchestrator-api: --processes {args.processes}: at least 1", file=sys.stderr)
+        return 2
     try:
-        app = create_app(load_settings())
+        settings = load_settings()
+        create_app(settings, defaults)  # the configuration errors, here, before any child
     except ConfigError as exc:
         print(f"shield-orchestrator-api: {exc}", file=sys.stderr)
         return 2
-    serve(app, args.host, args.port)
-    return 0
+    try:
+        sock = processes.listen(args.host, args.port)
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", args.host, args.port, exc,
+                  extra={"action": "api_start_failed"})  # fmt: skip
+        return STARTUP_FAILURE
+    factory = processes.AppFactory(settings, defaults, args.log_level.upper())
+    config = server_config(None, args.host, args.port, defaults)
+    return processes.run_processes(factory, config, sock, args.processes, settings.api_metrics_dir)
 
 
 def serve(app: FastAPI, host: str, port: int, sockets: list[socket.socket] | None = None) -> None:
     """Run ``app`` under uvicorn until SIGTERM/SIGINT, as the service does (on ``sockets``
     already bound, when given: several processes can then share a port)."""
-    server = uvicorn.Server(server_config(app, host, port))
-    gc.collect()
-    gc.freeze()  # startup objects: never collected, so never walked again
+    server = uvicorn.Server(server_config(processes.frozen(app), host, port))
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=sockets)
     if not server.started:  # as uvicorn.run: a server that never started is a failed start
         sys.exit(STARTUP_FAILURE)
 
 
-def server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
-    """The uvicorn configuration of ``app`` (a create_app app: its ApiConfig sets the bounds)."""
-    api: ApiConfig = app.state.config
-    return uvicorn.Config(
-        app,
+def server_config(
+    app: FastAPI | None, host: str, port: int, api: ApiConfig | None = None
+) -> uvicorn.Config:
+    """The uvicorn configuration of ``app`` (a create_app app: its ApiConfig sets the bounds
+    unless ``api`` is given; ``app`` None: set later, run_processes gives its factory)."""
+    api = api or app.state.config  # type: ignore[union-attr]
+    return processes.PicklableConfig(
+        app,  # type: ignore[arg-type]
         host=host,
         port=port,
         loop="uvloop",

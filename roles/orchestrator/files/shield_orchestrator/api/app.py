@@ -43,7 +43,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
     """The API app for these settings; ConfigError (naming SHIELD_API_KEYS) without a key."""
     config = config or ApiConfig()
     key_ring = KeyRing(require_api_keys(settings))
-    api_metrics = ApiMetrics()
+    api_metrics = ApiMetrics(settings.api_metrics_dir)  # several processes: summed
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,4 +1,15 @@
-"""The asyncpg connection pool of a process, built from Settings."""
+"""The asyncpg connection pool of a process, built from Settings.
+
+No reset round trip per release. asyncpg's default ``Pool.release`` runs
+``Connection.reset()``: ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``,
+one more round trip to PostgreSQL after every query made through the pool. Nothing in this
+app leaves session state on a pooled connection (no ``SET``, ``LISTEN``, advisory lock or
+cursor outside a transaction: the migration lock takes its own connection, database/migrate.py),
+so the pool is given :func:`keep_session` as its ``reset`` (asyncpg >= 0.30,
+``create_pool(reset=...)``). asyncpg still runs its own part of a release before that
+function: callbacks removed and, only if a transaction was left open, a ROLLBACK.
+tests/integration/test_api_processes_pool.py counts the round trips.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +31,10 @@ def dsn_kwargs(settings: Settings) -> dict[str, Any]:
     }
 
 
+async def keep_session(conn: Any) -> None:
+    """The pool's ``reset``: nothing to undo (see the module docstring), no round trip."""
+
+
 async def create_pool(
     settings: Settings, *, min_size: int = 1, max_size: int = 4, timeout_s: float = 10.0
 ) -> Any:
@@ -29,5 +44,6 @@ async def create_pool(
         max_size=max_size,
         timeout=timeout_s,
         command_timeout=60,
+        reset=keep_session,
         **dsn_kwargs(settings),
     )

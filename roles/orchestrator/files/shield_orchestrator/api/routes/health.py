@@ -57,9 +57,9 @@ async def health_detailed(ctx: ContextDep) -> HealthDetailedOut | JSONResponse:
     if redis_ok.ok:
         stats = await queue_stats(ctx.redis)
         depth, pending, dead = stats.depth, stats.pending, stats.dead_letter
-        ctx.metrics.queue_depth.set(depth)
-        ctx.metrics.pending.set(pending)
-        ctx.metrics.dead_letter.set(dead)
+        ctx.metrics.gauges.set("shield_queue_depth", depth)
+        ctx.metrics.gauges.set("shield_queue_pending", pending)
+        ctx.metrics.gauges.set("shield_dead_letter_depth", dead)
         now = time.time()
         beats = await read_workers(ctx.redis)
         workers = [

@@ -1,12 +1,13 @@
 """GET /metrics: Prometheus text format (requests by route/status, latency, and the queue,
-write-behind and worker gauges read from Redis at each scrape)."""
+write-behind and worker gauges read from Redis at each scrape). With several API processes
+the counters are the sum over all of them, whichever process answers (api/telemetry.py)."""
 
 from __future__ import annotations
 
 import logging
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from shield_orchestrator.api.deps import ContextDep
 from shield_orchestrator.api.models import error_responses
@@ -38,10 +39,11 @@ async def metrics(ctx: ContextDep) -> Response:
     except Exception as exc:  # the request counters are still worth scraping without Redis
         log.debug("queue gauges not refreshed: %s", type(exc).__name__, extra={"action": "metrics"})
     else:
-        ctx.metrics.queue_depth.set(stats.depth)
-        ctx.metrics.pending.set(stats.pending)
-        ctx.metrics.dead_letter.set(stats.dead_letter)
-        ctx.metrics.stale_pending.set(stats.stale_pending_s)
-        ctx.metrics.jobs_dirty.set(stats.jobs_dirty)
-        ctx.metrics.workers_live.set(len(workers))
-    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        gauges = ctx.metrics.gauges
+        gauges.set("shield_queue_depth", stats.depth)
+        gauges.set("shield_queue_pending", stats.pending)
+        gauges.set("shield_dead_letter_depth", stats.dead_letter)
+        gauges.set("shield_queue_stale_pending_seconds", stats.stale_pending_s)
+        gauges.set("shield_jobs_dirty", stats.jobs_dirty)
+        gauges.set("shield_workers_live", len(workers))
+    return Response(ctx.metrics.render(), media_type=CONTENT_TYPE_LATEST)

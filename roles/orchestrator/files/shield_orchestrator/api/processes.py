@@ -1,0 +1,149 @@
+"""N API processes behind one port: uvicorn's own multiprocess supervisor, one socket.
+
+``python -m shield_orchestrator.api`` (the systemd unit's main process) binds the port once
+and runs :func:`run_processes`: uvicorn's ``Multiprocess`` manager spawns
+``orchestrator_api_processes`` children that all accept on that one inherited listening
+socket. Each child builds its own app (:class:`AppFactory`: Redis client, asyncpg pool,
+metrics) and runs it under the same ``uvicorn.Config`` as a single process
+(api/__main__.py ``server_config``: bounded httptools protocol, keep-alive timeout,
+concurrency limit, key gate before the body), so every protection holds in every process.
+
+Why one shared socket rather than N processes binding the port with SO_REUSEPORT (measured
+in bench/REPORT.md, the API section): with one accept queue, a connection waits for whichever
+process is free, where SO_REUSEPORT hashes it to one process whatever that process is busy
+with; and the socket outlives any one process, so a child that stops closes nothing the
+others serve from (with SO_REUSEPORT, connections queued on a closing listener are reset).
+
+Signals to the main process (systemd sends them to it alone: ``KillMode=mixed``):
+- SIGTERM / SIGINT: every child shuts down gracefully (stops accepting, finishes in-flight
+  requests and ends SSE streams within ``timeout_graceful_shutdown``), then the main process
+  exits by the same signal, as a single uvicorn process does.
+- SIGHUP (``systemctl reload``): a rolling restart. For each child in turn a new one is
+  started (it imports the code and reads its files afresh) and, once it serves, the old one
+  is stopped gracefully; the socket stays open all along, so no request is refused.
+- SIGTTIN / SIGTTOU: one process more / fewer. A child that dies is replaced; a child that
+  fails before it serves (exit 3) stops the whole service, which then exits 3.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from shield_orchestrator.api.app import create_app
+from shield_orchestrator.api.config import ApiConfig
+from shield_orchestrator.api.protocol import bounded_protocol
+from shield_orchestrator.logs import setup_logging
+from shield_orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
+LISTEN_BACKLOG = 2048  # connections the kernel queues while every process is busy
+App = TypeVar("App")
+
+
+@dataclass(frozen=True)
+class AppFactory:
+    """Builds the API app in a child process (crosses the spawn boundary by pickle)."""
+
+    settings: Settings
+    config: ApiConfig
+    log_level: str = "INFO"
+
+    def __call__(self) -> FastAPI:
+        setup_logging(self.log_level)
+        return frozen(create_app(self.settings, self.config))
+
+
+def frozen(app: App) -> App:
+    """``app``, after the objects that live as long as the process (imported modules, the
+    app) are frozen out of the garbage collector: a full collection never walks them."""
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+class PicklableConfig(uvicorn.Config):
+    """uvicorn.Config that crosses the spawn boundary to a child: its http protocol class
+    (made by bounded_protocol, not importable by name) travels as its three bounds."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        http = state.pop("http")
+        state["_header_bounds"] = (http.max_header_bytes, http.max_headers, http.header_timeout_s)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        bounds = state.pop("_header_bounds")
+        self.__dict__.update(state)
+        self.http = bounded_protocol(*bounds)
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's Multiprocess, remembering the signal that stopped it."""
+
+    stopped_by: int | None = None
+
+    def handle_term(self) -> None:
+        self.stopped_by = signal.SIGTERM
+        super().handle_term()
+
+    def handle_int(self) -> None:
+        self.stopped_by = signal.SIGINT
+        super().handle_int()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The one listening socket every process accepts on (OSError if the port is taken)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def clean_metrics_dir(path: str | None) -> None:
+    """Remove the previous run's metric files (prometheus-client multiprocess mode)."""
+    if path:
+        for stale in Path(path).glob("*.db"):
+            stale.unlink(missing_ok=True)
+
+
+def run_processes(
+    factory: Callable[[], FastAPI],
+    config: uvicorn.Config,
+    sock: socket.socket,
+    processes: int,
+    metrics_dir: str | None = None,
+) -> int:
+    """Serve ``factory``'s app from ``processes`` children on ``sock`` until SIGTERM/SIGINT;
+    the exit status (after re-raising the stopping signal, as uvicorn does) or 3."""
+    clean_metrics_dir(metrics_dir)
+    config.app, config.factory, config.workers = factory, True, processes
+    supervisor = Supervisor(config, sockets=[sock])
+    supervisor.run()
+    sock.close()
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        return STARTUP_FAILURE
+    if supervisor.stopped_by is not None:
+        signal.signal(supervisor.stopped_by, signal.SIG_DFL)
+        os.kill(os.getpid(), supervisor.stopped_by)
+    return 0

@@ -1,0 +1,231 @@
+"""The API as the service runs it: ``python -m shield_orchestrator.api --processes N``, one
+port, N uvicorn processes accepting on one listening socket (api/processes.py).
+
+Real processes, real HTTP on the loopback, real Redis and PostgreSQL behind them:
+- /metrics, whichever process answers, sums the counters of every process: the 200s of
+  /health it reports equal the requests sent, and more than one process served them;
+- SIGHUP (``systemctl reload``) replaces every process while a bounded client loop sends
+  requests: 0 requests fail, every old process is gone, and the counters carry on;
+- SIGTERM to one process (what the rolling restart does to each old one): 0 requests fail,
+  and the main process starts a replacement;
+- SIGTERM to the main process (``systemctl stop``) stops every process, and the main process
+  exits by SIGTERM as a single uvicorn process does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.api import HEADERS
+from tests.support.servers import LOOPBACK, free_port, wait_for_port
+
+PROCESSES = 3
+REQUESTS = "shield_api_requests_total"
+HEALTH = {"route": "/health", "method": "GET", "status": "200"}
+RATE = 100  # requests/s of the client loop
+MAX_REQUESTS = 4000  # the loop's bound, whatever happens (40 s at RATE)
+
+
+@dataclass
+class ApiService:
+    proc: subprocess.Popen[bytes]
+    base: str
+    metrics_dir: Path
+    log_path: Path
+
+    def children(self) -> set[int]:
+        """The pids of the serving processes (not multiprocessing's resource tracker)."""
+        pid = self.proc.pid
+        found = set()
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            try:
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.add(int(child))
+            except OSError:
+                continue  # gone meanwhile
+        return found
+
+    async def started(self, apps: int, timeout_s: float = 60) -> set[int]:
+        """The serving processes, once ``apps`` of them (in all) have logged their start."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.log().count("action=api_start") >= apps and len(self.children()) == PROCESSES:
+                return self.children()
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{apps} app starts not seen:\n{self.log()}")
+
+    async def gone(self, pids: set[int], timeout_s: float = 30) -> None:
+        """Return once none of ``pids`` runs any more (AssertionError after ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        while any(Path(f"/proc/{pid}").exists() for pid in pids):  # noqa: ASYNC240
+            assert time.monotonic() < deadline, f"still running: {pids}"
+            await asyncio.sleep(0.2)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def service(env: dict[str, str], tmp_path: Path) -> Iterator[ApiService]:
+    port = free_port()
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_1.db").write_bytes(b"")  # a previous run's file: removed at start
+    log_path = tmp_path / "api.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shield_orchestrator.api", "--host", LOOPBACK,
+             "--port", str(port), "--processes", str(PROCESSES)],
+            env=env | {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_for_port(port, 30, proc)  # type: ignore[arg-type]
+        yield ApiService(proc, f"http://{LOOPBACK}:{port}", metrics_dir, log_path)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+@dataclass
+class Load:
+    sent: int = 0
+    ok: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+async def client_loop(base: str, stop: asyncio.Event, *, keep_alive: bool) -> Load:
+    """GET /health at RATE per second (open loop) until ``stop`` or MAX_REQUESTS; each on a
+    new connection, or on a pool of keep-alive connections."""
+    result = Load()
+    limits = httpx.Limits(max_keepalive_connections=20 if keep_alive else 0)
+    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+
+        async def one() -> None:
+            try:
+                response = await client.get("/health")
+            except httpx.HTTPError as exc:
+                result.failures.append(repr(exc))
+                return
+            if response.status_code == 200:
+                result.ok += 1
+            else:
+                result.failures.append(f"HTTP {response.status_code}")
+
+        loop = asyncio.get_running_loop()
+        start, tasks = loop.time(), []
+        while not stop.is_set() and result.sent < MAX_REQUESTS:
+            tasks.append(asyncio.create_task(one()))
+            result.sent += 1
+            await asyncio.sleep(max(0.0, start + result.sent / RATE - loop.time()))
+        await asyncio.gather(*tasks)
+    return result
+
+
+async def scraped_health_200s(base: str) -> float:
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        text = (await client.get("/metrics", headers=HEADERS)).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == REQUESTS and sample.labels == HEALTH:
+                return sample.value
+    return 0.0
+
+
+def per_process_health_200s(metrics_dir: Path, tmp: Path) -> dict[int, float]:
+    """Each process's own count, read from its own counter file alone."""
+    counts = {}
+    for path in metrics_dir.glob("counter_*.db"):
+        alone = tmp / path.stem
+        alone.mkdir()
+        shutil.copy(path, alone)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(alone))
+        counts[int(path.stem.split("_")[1])] = registry.get_sample_value(REQUESTS, HEALTH) or 0.0
+    return counts
+
+
+async def test_metrics_sum_the_requests_of_every_process(
+    service: ApiService, tmp_path: Path
+) -> None:
+    await service.started(PROCESSES)
+    assert not (service.metrics_dir / "counter_1.db").exists()
+    sent = 0
+    async with httpx.AsyncClient(
+        base_url=service.base, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)
+    ) as client:
+        for _ in range(10):  # bursts of concurrent connections: a busy process leaves some
+            replies = await asyncio.gather(*(client.get("/health") for _ in range(30)))
+            assert {r.status_code for r in replies} == {200}
+            sent += len(replies)
+    assert await scraped_health_200s(service.base) == sent
+    assert await scraped_health_200s(service.base) == sent  # any process answers the same
+    split = per_process_health_200s(service.metrics_dir, tmp_path)
+    assert sum(split.values()) == sent
+    assert len([n for n in split.values() if n > 0]) >= 2, split
+
+
+@pytest.mark.parametrize("keep_alive", [False, True], ids=["new-connections", "keep-alive"])
+async def test_sighup_replaces_every_process_and_no_request_fails(
+    service: ApiService, keep_alive: bool
+) -> None:
+    old = await service.started(PROCESSES)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(client_loop(service.base, stop, keep_alive=keep_alive))
+    await asyncio.sleep(1)
+    service.proc.send_signal(signal.SIGHUP)
+    new = await service.started(2 * PROCESSES)  # each replacement has started its app
+    await service.gone(old)  # the last old one may still be stopping
+    await asyncio.sleep(1)
+    stop.set()
+    result = await loop
+    assert result.failures == [], result.failures[:5]
+    assert result.ok == result.sent > 2 * RATE
+    assert not new & old
+    assert service.log().count("action=api_stop") == PROCESSES  # the old ones, gracefully
+    assert await scraped_health_200s(service.base) == result.sent  # the old ones' counts kept
+
+
+async def test_sigterm_of_one_process_fails_no_request(service: ApiService) -> None:
+    old = await service.started(PROCESSES)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(client_loop(service.base, stop, keep_alive=False))
+    await asyncio.sleep(1)
+    victim = min(old)
+    os.kill(victim, signal.SIGTERM)
+    replaced = await service.started(PROCESSES + 1)
+    await asyncio.sleep(1)
+    stop.set()
+    result = await loop
+    assert result.failures == [], result.failures[:5]
+    assert result.ok == result.sent
+    assert victim not in replaced
+    assert len(replaced - old) == 1
+
+
+async def test_sigterm_of_the_main_process_stops_them_all(service: ApiService) -> None:
+    children = await service.started(PROCESSES)
+    service.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(service.proc.wait, 30) == -signal.SIGTERM
+    assert service.log().count("action=api_stop") == PROCESSES
+    await service.gone(children)
