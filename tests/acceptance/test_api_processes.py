@@ -9,7 +9,9 @@ Real processes, real HTTP on the loopback, real Redis and PostgreSQL behind them
 - SIGTERM to one process (what the rolling restart does to each old one): 0 requests fail,
   and the main process starts a replacement;
 - SIGTERM to the main process (``systemctl stop``) stops every process, and the main process
-  exits by SIGTERM as a single uvicorn process does.
+  exits by SIGTERM as a single uvicorn process does;
+- the protections of a single process hold in each of them: too many header fields -> 431
+  (api/protocol.py, whose class crosses to the children as its bounds), no key -> 401.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from tests.support.servers import LOOPBACK, free_port, wait_for_port
 PROCESSES = 3
 REQUESTS = "shield_api_requests_total"
 HEALTH = {"route": "/health", "method": "GET", "status": "200"}
+NO_KEY = {"route": "<unmatched>", "method": "GET", "status": "401"}  # refused before routing
 RATE = 100  # requests/s of the client loop
 MAX_REQUESTS = 4000  # the loop's bound, whatever happens (40 s at RATE)
 
@@ -152,16 +155,16 @@ async def scraped_health_200s(base: str) -> float:
     return 0.0
 
 
-def per_process_health_200s(metrics_dir: Path, tmp: Path) -> dict[int, float]:
-    """Each process's own count, read from its own counter file alone."""
+def per_process(metrics_dir: Path, tmp: Path, labels: dict[str, str]) -> dict[int, float]:
+    """Each process's own count of REQUESTS{labels}, read from its own counter file alone."""
     counts = {}
     for path in metrics_dir.glob("counter_*.db"):
-        alone = tmp / path.stem
+        alone = tmp / f"{path.stem}-{len(list(tmp.iterdir()))}"
         alone.mkdir()
         shutil.copy(path, alone)
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(alone))
-        counts[int(path.stem.split("_")[1])] = registry.get_sample_value(REQUESTS, HEALTH) or 0.0
+        counts[int(path.stem.split("_")[1])] = registry.get_sample_value(REQUESTS, labels) or 0.0
     return counts
 
 
@@ -180,9 +183,28 @@ async def test_metrics_sum_the_requests_of_every_process(
             sent += len(replies)
     assert await scraped_health_200s(service.base) == sent
     assert await scraped_health_200s(service.base) == sent  # any process answers the same
-    split = per_process_health_200s(service.metrics_dir, tmp_path)
+    split = per_process(service.metrics_dir, tmp_path, HEALTH)
     assert sum(split.values()) == sent
     assert len([n for n in split.values() if n > 0]) >= 2, split
+
+
+async def test_header_bounds_and_the_key_gate_hold_in_every_process(
+    service: ApiService, tmp_path: Path
+) -> None:
+    await service.started(PROCESSES)
+    too_many = {f"x-filler-{i}": "1" for i in range(150)}  # the rendered bound is 100
+    async with httpx.AsyncClient(
+        base_url=service.base, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)
+    ) as client:
+        for _ in range(5):
+            bursts = [client.get("/jobs", headers=too_many) for _ in range(10)]
+            bursts += [client.get("/jobs") for _ in range(20)]
+            replies = await asyncio.gather(*bursts)
+            assert [r.status_code for r in replies[:10]] == [431] * 10
+            assert [r.status_code for r in replies[10:]] == [401] * 20
+    refused = per_process(service.metrics_dir, tmp_path, NO_KEY)
+    assert sum(refused.values()) == 100
+    assert len([n for n in refused.values() if n > 0]) >= 2, refused
 
 
 @pytest.mark.parametrize("keep_alive", [False, True], ids=["new-connections", "keep-alive"])
