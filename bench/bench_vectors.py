@@ -12,7 +12,8 @@ through ``query(text, top_k=10)``.
 
 Candidates (the vector storages LightRAG ships that run here without a server):
 NanoVectorDBStorage (JSON file), FaissVectorDBStorage (faiss IndexFlatIP + meta JSON) and
-MilvusVectorDBStorage on Milvus Lite (embedded, MILVUS_URI = a local path). pgvector
+MilvusVectorDBStorage on Milvus Lite (embedded, MILVUS_URI = a local path), with its default
+128 MiB memtable and with a 16 MiB one (segments and their index built during the run). pgvector
 (PGVectorStorage) is not installable on Debian 12; recall is measured against the EXACT
 top-k computed with numpy, which is what PostgreSQL + pgvector returns without an ANN index.
 
@@ -31,7 +32,8 @@ Per candidate, in its own process (so peak RSS is its own):
 
 Knobs: BENCH_VECTORS_N (default 50000 vectors), BENCH_VECTORS_BUDGET_S (default 480: a
 candidate that has not reached N by then stops at the size reached, and the report says so),
-BENCH_VECTORS_ONLY=nano,faiss,milvus.
+BENCH_VECTORS_ONLY=nano,faiss,milvus,milvus-seg, BENCH_VECTORS_IMPORT=<child result files
+measured elsewhere, e.g. pgvector on a Debian 13 host> (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -75,10 +77,15 @@ CANDIDATES = {
     "nano": ("NanoVectorDBStorage", "NanoVectorDB (JSON file)"),
     "faiss": ("FaissVectorDBStorage", "Faiss IndexFlatIP (+ meta JSON)"),
     "milvus": ("MilvusVectorDBStorage", "Milvus Lite (embedded)"),
+    "milvus-seg": ("MilvusVectorDBStorage", "Milvus Lite (embedded), memtable 16 MiB"),
     "pgvector": ("PGVectorStorage", "PostgreSQL + pgvector (LightRAG's HNSW index)"),
 }
-LOCAL = ["nano", "faiss", "milvus"]  # run here by default; pgvector only where it installs
+LOCAL = ["nano", "faiss", "milvus", "milvus-seg"]  # by default; pgvector only where it installs
 F32 = npt.NDArray[np.float32]
+# Milvus Lite keeps new rows in a memtable (searched by brute force, no index) until it holds
+# 128 MiB; then it writes a parquet segment and builds its index (AUTOINDEX = faiss HNSW).
+# 50,000 vectors of this bench fit in the default memtable; "milvus-seg" flushes every 16 MiB.
+MILVUS_LITE_ENV = {"milvus-seg": {"MILVUS_LITE_MEMTABLE_MEMORY_LIMIT_BYTES": str(16 * 2**20)}}
 
 
 def dataset(n: int) -> tuple[F32, F32]:
@@ -260,6 +267,8 @@ async def measure(key: str, n: int, budget_s: float, workdir: Path) -> dict[str,
     """Grow one candidate to ``n`` vectors (or to ``budget_s``), then query it."""
     import lightrag  # noqa: F401  (common to every candidate: not the store's memory)
 
+    if key in MILVUS_LITE_ENV:  # read by milvus_lite when it is imported (constants.py)
+        os.environ.update(MILVUS_LITE_ENV[key])
     base, queries = dataset(n)
     rss_before = _rss_mib()
     rag = _build_rag(CANDIDATES[key][0], workdir, base, queries)
