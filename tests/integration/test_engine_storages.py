@@ -18,7 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from lightrag import QueryParam
-from shield_orchestrator.engines import lightrag_setup, storage_guard
+from shield_orchestrator.engines import lightrag_setup, storage_check, storage_guard
 from shield_orchestrator.engines.base import ChunkInput
 from shield_orchestrator.engines.config import EngineConfig
 from shield_orchestrator.engines.offline import OfflineEngine
@@ -90,6 +90,23 @@ async def test_default_storages_write_no_whole_files(
 
         entities = await asyncio.gather(*(one(i) for i in range(CHUNKS)))
         assert all(n > 0 for n in entities)
+        # Text already stored (a re-submitted corpus): PGDocStatusStorage answers [] for ids
+        # without rows; each chunk still ends, as a duplicate of the stored document.
+        again = await asyncio.gather(
+            *(
+                engine.process(
+                    ChunkInput(
+                        job_id="g2",
+                        chunk_id=f"c{i}",
+                        text=_text(i),
+                        source_uri=f"again{i}",
+                        workspace="growth",
+                    )
+                )
+                for i in range(4)
+            )
+        )
+        assert all(r.detail.get("duplicate_of") for r in again), [r.detail for r in again]
         context = await engine.rag.aquery(
             "What does Service7 talk to?",
             param=QueryParam(mode="local", only_need_context=True, enable_rerank=False),
@@ -120,6 +137,15 @@ async def test_default_storages_write_no_whole_files(
     finally:
         await conn.close()
     assert processed == CHUNKS
+
+    # What the workers role's validation runs: the configured storages are the ones in use.
+    problems, found = await storage_check.check(config)
+    assert problems == []
+    assert set(storage_check.POSTGRES_TABLES) <= set(found)
+    assert any(item.startswith("Milvus Lite collections") for item in found)
+    # pgvector named while this PostgreSQL (Debian 12) has no such extension: the fix is named.
+    problems, _ = await storage_check.check(config.with_changes(vector_storage="postgres"))
+    assert any("pgvector is not enabled" in p and "vector_storage: milvus" in p for p in problems)
 
     # The same workspace with file storages now: refused, the PostgreSQL data is not the issue,
     # but Milvus Lite holds its vectors.

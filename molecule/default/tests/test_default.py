@@ -80,3 +80,43 @@ def test_ingestion_through_the_api(host):
     job = tc.ingest_and_wait(host, key, chunks=5)
     assert job["chunks_processed"] == 5, job
     assert job["chunks_failed"] == 0, job
+
+
+def _sql(host, query: str) -> str:
+    out = host.run("runuser -u postgres -- psql -d shield_orchestrator -tA -c %s", query)
+    assert out.rc == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_lightrag_graph_is_in_the_default_storages(host):
+    """Issue 14: PostgreSQL holds KV, doc status and graph; vectors in pgvector (Debian 13) or
+    Milvus Lite (Debian 12); no file storage (rewritten whole per document) is written."""
+    key = tc.api_key(tc.environment_file(host))
+    tc.ingest_and_wait(host, key, chunks=3)
+    nodes = int(_sql(host, "SELECT count(*) FROM lightrag_graph_nodes WHERE workspace='default'"))
+    assert nodes > 0
+    found = _sql(
+        host,
+        "SELECT count(*) FROM lightrag_graph_nodes"
+        " WHERE workspace='default' AND id ILIKE '%lightrag%'",
+    )
+    assert int(found) >= 1, "no entity of the ingested text ('LightRAG') in the graph"
+    processed = _sql(
+        host,
+        "SELECT count(*) FROM lightrag_doc_status WHERE workspace='default' AND status='processed'",
+    )
+    assert int(processed) >= 3
+    lightrag_dir = "/var/lib/shield-orchestrator/lightrag"
+    whole = host.run(
+        "find %s -name 'kv_store_*.json' -o -name 'vdb_*.json' -o -name '*.graphml'", lightrag_dir
+    )
+    assert whole.rc == 0, whole.stderr
+    assert whole.stdout.strip() == "", f"file storages written: {whole.stdout}"
+    if host.system_info.release.startswith("13"):
+        assert _sql(host, "SELECT extname FROM pg_extension WHERE extname='vector'") == "vector"
+        vdb = _sql(host, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'lightrag_vdb_%'")
+        assert int(vdb) >= 3
+    else:
+        collections = host.run("ls %s/milvus.db/collections", lightrag_dir)
+        assert collections.rc == 0, collections.stderr
+        assert len([c for c in collections.stdout.split() if c.startswith("default_")]) >= 3

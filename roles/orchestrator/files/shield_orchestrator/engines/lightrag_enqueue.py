@@ -120,7 +120,7 @@ class DocumentEnqueuer:
             track_id=track_id,
             chunk_options=resolve_chunk_options(rag.addon_params),
         )
-        rows = await rag.doc_status.get_by_ids(ids)
+        rows = await status_rows(rag, ids)
         if all(row is not None and row.get("track_id") == track_id for row in rows):
             return {}  # all admitted (the usual case): no scan for dup records
         records = await rag.aget_docs_by_track_id(track_id)
@@ -151,3 +151,14 @@ class DocumentEnqueuer:
             else:
                 outcomes[doc.doc_id] = original
         return outcomes
+
+
+async def status_rows(rag: Any, ids: list[str]) -> list[dict[str, Any] | None]:
+    """The doc status row (or None) of each id, in order.
+
+    JsonDocStatusStorage answers one entry per id; PGDocStatusStorage (1.5.7) answers [] when
+    none of the ids has a row (all of them duplicates of stored content, for example), which
+    would read as "every document admitted".
+    """
+    rows = list(await rag.doc_status.get_by_ids(ids))
+    return rows if rows else [None] * len(ids)

@@ -67,7 +67,7 @@ from shield_orchestrator.engines.base import (
     PermanentChunkError,
 )
 from shield_orchestrator.engines.config import EngineConfig
-from shield_orchestrator.engines.lightrag_enqueue import DocumentEnqueuer, fail_future
+from shield_orchestrator.engines.lightrag_enqueue import DocumentEnqueuer, fail_future, status_rows
 from shield_orchestrator.engines.ollama_binding import OVERLOAD_MARKER, OllamaBinding
 from shield_orchestrator.engines.workspace_lock import WorkspaceLock, lease_host
 
@@ -374,7 +374,7 @@ class LightRAGEngine:
             ids = await self._next_poll(pipeline)
             if not ids:
                 continue
-            rows = await rag.doc_status.get_by_ids(ids)
+            rows = await status_rows(rag, ids)
             still_waiting = False
             for doc_id, row in zip(ids, rows, strict=True):
                 if row is not None and _status(row) in TERMINAL:
