@@ -1,9 +1,10 @@
 -- The app's login role and database, least privilege, idempotent (roles/postgresql).
 -- psql variables: app_user, app_db, dry (true: report only), want_vector; the password comes
--- from the environment (SHIELD_PG_PASSWORD), never from the command line.
+-- base64-encoded as app_password_b64, from a `\set` line the task puts before this script on
+-- psql's stdin (never on the command line or in the task's environment).
 -- Every change prints a line starting with CHANGED (the task's changed_when).
 \set ON_ERROR_STOP on
-\getenv app_password SHIELD_PG_PASSWORD
+SELECT convert_from(decode(:'app_password_b64', 'base64'), 'UTF8') AS app_password \gset
 
 SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app_user') AS need_role \gset
 \if :need_role
