@@ -7,6 +7,11 @@ from shield_orchestrator.engines.noop import NoopEngine
 from shield_orchestrator.errors import ConfigError
 from shield_orchestrator.settings import Settings
 
+# Every engine by name; the roles' argument_specs `choices` and preflight lists must equal it
+# (tests/render/test_choices.py).
+ENGINES = ("offline", "lightrag", "lightrag_server", "noop")
+IN_PROCESS = ("offline", "lightrag")  # LightRAG in the worker process: one owner per workspace
+
 
 def create_engine(settings: Settings) -> Engine:
     """The engine named by ``settings.engine``; ConfigError for an unknown name.
@@ -35,6 +40,4 @@ def create_engine(settings: Settings) -> Engine:
         from shield_orchestrator.engines.lightrag_server import LightRAGServerEngine
 
         return LightRAGServerEngine(config)
-    raise ConfigError(
-        "engine", name, "Not a known engine (noop, offline, lightrag, lightrag_server)."
-    )
+    raise ConfigError("engine", name, f"Not a known engine ({', '.join(ENGINES)}).")
