@@ -10,7 +10,6 @@ from shield_orchestrator.settings import Settings
 # Every engine by name; the roles' argument_specs `choices` and preflight lists must equal it
 # (tests/render/test_choices.py).
 ENGINES = ("offline", "lightrag", "lightrag_server", "noop")
-IN_PROCESS = ("offline", "lightrag")  # LightRAG in the worker process: one owner per workspace
 
 
 def create_engine(settings: Settings) -> Engine:
