@@ -37,8 +37,10 @@ MODULES = [
     ("engines", "bench_engines", "engines"),  # engine-level saturation and offline
     ("api", "bench_api", "API"),  # 4. 202 latency at a fixed request rate
     ("vectors", "bench_vectors", "benchmarks"),  # issue 14: vector stores without pgvector
+    ("growth", "bench_growth", "benchmarks"),  # issue 14: cost per chunk as the graph grows
 ]
 TIMEOUT_S = 3600
+TIMEOUTS = {"growth": 8 * 3600}  # 50,000 chunks through one worker on 2 shared cores: hours
 
 
 def _env(rendered: Path, json_path: Path) -> dict[str, str]:
@@ -67,7 +69,7 @@ def run_module(key: str, module: str, rendered: Path) -> tuple[list[result.Bench
             proc = subprocess.run(
                 [sys.executable, "-m", f"bench.{module}"],
                 cwd=REPO, env=_env(rendered, json_path), stdout=out, stderr=subprocess.STDOUT,
-                timeout=TIMEOUT_S, check=False,
+                timeout=TIMEOUTS.get(key, TIMEOUT_S), check=False,
             )  # fmt: skip
             code = proc.returncode
         except subprocess.TimeoutExpired:
