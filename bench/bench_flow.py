@@ -405,9 +405,13 @@ async def bench_saturation(server: RedisServer, logdir: Path) -> result.Benchmar
             f"process (one GIL: pool, engine, LightRAG, Milvus Lite's in-process server) spends "
             f"{fast['cpu_ms_per_chunk']:.0f} ms of CPU per chunk at {_ms(LATENCY_S)} "
             f"({floor['cpu_ms_per_chunk']:.0f} ms with the instant model), where the "
-            f"{_ms(LATENCY_S)} bound needs <= {fast_need:.0f} ms per chunk on one core; "
+            f"{_ms(LATENCY_S)} bound needs <= {fast_need:.0f} ms per chunk on one core: a "
+            f"whole core would allow at most {1000 / fast['cpu_ms_per_chunk']:.1f} chunks/s; "
+            f"this run's worker got {fast['rate'] * fast['cpu_ms_per_chunk'] / 1000:.2f} of a "
+            f"core (floor: {floor['rate'] * floor['cpu_ms_per_chunk'] / 1000:.2f}) on a "
+            f"machine shared with other work (load averages in the line above, 2 cores). "
             f"PostgreSQL adds {fast['pg_cpu_ms_per_chunk']:.0f} ms per chunk in its own "
-            "processes, on the same 2 shared cores. That CPU is lightrag-hku's own (profile "
+            "processes. That CPU is lightrag-hku's own (profile "
             "in the notes): entity and relation merging, its PostgreSQL storages' statements "
             "(each with a pool checkout and a reset round trip) and the vector upserts."
         ),
@@ -433,7 +437,9 @@ async def bench_saturation(server: RedisServer, logdir: Path) -> result.Benchmar
             "running), and stops when the job hash says completed. 'chunks/s 10–90 %' is the "
             "rate between 10 % and 90 % of the chunks finished (the steady state). CPU: "
             "worker = this process's utime+stime over the job (all threads); PostgreSQL = the "
-            "cluster's processes from /proc/<pid>/stat.",
+            "cluster's processes from /proc/<pid>/stat (a test cluster: fsync and "
+            "synchronous_commit off). On 'partial' rows the double also counted the calls of "
+            "chunks not finished yet, so their chat calls/chunk is high and their bound low.",
             PROFILE_NOTE,
             "The 'pool alone' rows run the same pool with the noop engine sleeping 200 ms "
             "(bound = concurrency / 0.2 s): they isolate the pool from LightRAG's own work, "
