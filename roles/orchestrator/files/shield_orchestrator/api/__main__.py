@@ -97,6 +97,10 @@ def server_config(
         timeout_keep_alive=api.keep_alive_timeout_s,
         limit_concurrency=api.limit_concurrency,  # open connections; beyond: 503
         timeout_graceful_shutdown=10,
+        # a new process must serve within this (uvicorn's 5 s is less than a start on a busy
+        # host: the rolling restart is then abandoned, old processes kept); also how long a
+        # process may leave the main process's health ping unanswered before it is replaced
+        timeout_worker_healthcheck=processes.CHILD_START_TIMEOUT_S,
     )
 
 

@@ -20,7 +20,9 @@ Signals to the main process (systemd sends them to it alone: ``KillMode=mixed``)
   exits by the same signal, as a single uvicorn process does.
 - SIGHUP (``systemctl reload``): a rolling restart. For each child in turn a new one is
   started (it imports the code and reads its files afresh) and, once it serves, the old one
-  is stopped gracefully; the socket stays open all along, so no request is refused.
+  is stopped gracefully; the socket stays open all along, so no request is refused. A new
+  child that does not serve within CHILD_START_TIMEOUT_S is killed and the restart abandoned
+  (logged "was not ready in time"): the old children keep serving the old code.
 - SIGTTIN / SIGTTOU: one process more / fewer. A child that dies is replaced; a child that
   fails before it serves (exit 3) stops the whole service, which then exits 3.
 """
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 LISTEN_BACKLOG = 2048  # connections the kernel queues while every process is busy
+CHILD_START_TIMEOUT_S = 60  # a reload's new process must serve within this (else: aborted)
 App = TypeVar("App")
 
 

@@ -10,6 +10,15 @@ headers is never timed out. :func:`bounded_protocol` returns a subclass that ans
 - 408 and closes when a connection has not sent complete headers ``header_timeout_s`` after it
   opened or after the first byte of its next request (idle keep-alive connections are closed
   by uvicorn's own ``timeout_keep_alive``).
+
+It also changes what a graceful shutdown (SIGTERM: a rolling restart's old process) does to an
+idle keep-alive connection. uvicorn closes it at once, and a request the client is writing on
+it at that moment fails ("server disconnected without sending a response"; seen in
+tests/acceptance/test_api_processes.py during reloads at 100 requests/s over pooled
+connections). Here it is left open: its next request is served and answered with
+``Connection: close``, and a connection that stays idle is closed by the keep-alive timeout,
+as it would have been without the shutdown (that close races a client's next request as it
+always does: HTTP/1.1 clients retry an idempotent request on a reused connection for it).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._header_fields = 0
         self._header_timer: TimerHandle | None = None
+        self._shutting_down = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -70,6 +80,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._awaiting_headers = False
         self._disarm_header_timer()
         super().on_headers_complete()
+        if self._shutting_down and self.cycle is not None:
+            self.cycle.keep_alive = False  # answered with Connection: close, then closed
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: a busy connection closes after its response (uvicorn); an idle
+        one after its next response or its keep-alive timeout (see the module docstring)."""
+        self._shutting_down = True
+        if not self._between_requests():
+            super().shutdown()
 
     def send_400_response(self, msg: str) -> None:
         if self._header_fields > self.max_headers:
