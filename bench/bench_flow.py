@@ -65,8 +65,9 @@ CLK = os.sysconf("SC_CLK_TCK")
 CURVE_BUDGET_S = float(os.environ.get("BENCH_CURVE_BUDGET_S", "20"))  # per point
 OFFLINE_N = int(os.environ.get("BENCH_OFFLINE_N", "300"))
 PROFILE_NOTE = (
-    "Profile (cProfile of the main thread; this pool + lightrag engine + PostgreSQL storages, "
-    "200 chunks, 2026-11-24): per chunk ~150 asyncpg statements and ~240 operations of "
+    "Profile (cProfile of the main thread; this pool + lightrag engine + PostgreSQL storages "
+    "with NanoVectorDB file vectors, 200 ms model, 200 chunks, 2026-11-24; not re-profiled "
+    "with Milvus Lite): per chunk ~150 asyncpg statements and ~240 operations of "
     "LightRAG's PG storages (postgres_impl._run_with_retry: tenacity retry wrapper, pool "
     "checkout, a RESET round trip at every release), whose socket sends wait on the GIL while "
     "LightRAG's storage threads rewrite the vector files; the Ollama HTTP client ~10 % of the "
