@@ -69,7 +69,11 @@ async def test_migrations_equal_schema_sql(postgres_srv: PostgresServer, pg_temp
     a = await _catalog(postgres_srv.dsn(migrated))
     b = await _catalog(postgres_srv.dsn(from_schema))
     assert a == b
-    assert {c[0] for c in a["columns"]} == {"jobs", "chunk_failures", "schema_migrations"}
+    assert {c[0] for c in a["columns"]} == {
+        "jobs", "chunk_failures", "schema_migrations",
+        "repo_index_state", "repo_files", "repo_index_runs", "repo_run_files",
+        "repo_doc_deletions",
+    }  # fmt: skip
 
 
 async def test_migrate_is_idempotent_and_serialised(

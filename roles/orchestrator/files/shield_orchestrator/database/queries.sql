@@ -66,3 +66,75 @@ WHERE ($1::text IS NULL OR status = $1)
   AND ($5::timestamptz IS NULL OR (created_at, job_id) < ($5, $6::uuid))
 ORDER BY created_at DESC, job_id DESC
 LIMIT $7
+
+-- --- repository indexing (indexing/runs.py, migration 0002) ---------------------------------
+
+-- name: select_indexed_commit
+SELECT indexed_commit FROM repo_index_state WHERE repo = $1 AND branch = $2
+
+-- name: ensure_index_state
+INSERT INTO repo_index_state (repo, branch) VALUES ($1, $2) ON CONFLICT DO NOTHING
+
+-- name: advance_indexed_commit
+-- Compare-and-set: moves only from the commit the run planned against ($3, NULL = never
+-- indexed), so a stale run cannot publish itself.
+UPDATE repo_index_state SET indexed_commit = $4, updated_at = now()
+WHERE repo = $1 AND branch = $2 AND indexed_commit IS NOT DISTINCT FROM $3
+RETURNING indexed_commit
+
+-- name: select_manifest
+SELECT path, blob_sha FROM repo_files WHERE repo = $1 AND branch = $2
+
+-- name: insert_index_run
+-- Idempotent: the workflow makes the run id, so a retried plan activity finds its row.
+INSERT INTO repo_index_runs (run_id, repo, branch, workspace, base_commit, commit, skipped,
+                             unchanged)
+VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::jsonb, $8)
+ON CONFLICT (run_id) DO NOTHING
+RETURNING run_id
+
+-- name: insert_run_files
+INSERT INTO repo_run_files (run_id, path, change, blob_sha, old_path, old_sha)
+SELECT $1::uuid, u.path, u.change, u.blob_sha, u.old_path, u.old_sha
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+     AS u (path, change, blob_sha, old_path, old_sha)
+
+-- name: select_index_run
+SELECT run_id, repo, branch, workspace, base_commit, commit, status, skipped, unchanged
+FROM repo_index_runs WHERE run_id = $1::uuid
+
+-- name: select_run_files
+SELECT path, change, blob_sha, old_path, old_sha, job_id, state
+FROM repo_run_files WHERE run_id = $1::uuid ORDER BY path
+
+-- name: set_run_file_job
+UPDATE repo_run_files SET job_id = $3::uuid, state = $4 WHERE run_id = $1::uuid AND path = $2
+
+-- name: set_run_file_state
+UPDATE repo_run_files SET state = $3 WHERE run_id = $1::uuid AND path = $2
+
+-- name: insert_doc_deletions
+-- The documents a run replaces or drops: (path, blob sha) of the manifest before the run.
+INSERT INTO repo_doc_deletions (repo, branch, path, blob_sha, job_id, run_id)
+SELECT r.repo, r.branch, m.path, m.blob_sha, m.job_id, r.run_id
+FROM repo_index_runs AS r
+JOIN repo_run_files AS f ON f.run_id = r.run_id AND f.change IN ('modified', 'removed', 'renamed')
+JOIN repo_files AS m ON m.repo = r.repo AND m.branch = r.branch
+                    AND m.path = COALESCE(f.old_path, f.path)
+WHERE r.run_id = $1::uuid
+ON CONFLICT (repo, branch, path, blob_sha) DO NOTHING
+RETURNING path
+
+-- name: delete_manifest_paths
+DELETE FROM repo_files WHERE repo = $1 AND branch = $2 AND path = ANY($3::text[])
+
+-- name: upsert_manifest
+INSERT INTO repo_files (repo, branch, path, blob_sha, job_id)
+SELECT $1, $2, u.path, u.blob_sha, u.job_id
+FROM unnest($3::text[], $4::text[], $5::uuid[]) AS u (path, blob_sha, job_id)
+ON CONFLICT (repo, branch, path) DO UPDATE SET blob_sha = EXCLUDED.blob_sha,
+                                               job_id = EXCLUDED.job_id
+
+-- name: finish_index_run
+UPDATE repo_index_runs SET status = $2, error = $3, finished_at = now()
+WHERE run_id = $1::uuid AND status = 'planned'

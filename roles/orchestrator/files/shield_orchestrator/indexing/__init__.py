@@ -4,6 +4,9 @@
     mirror.py   the git calls (subprocess, argv lists) that feed plan.py: plan_commit()
     chunker.py  code-aware chunks (tree-sitter): one per top-level function or class
     languages.py  which tree-sitter nodes are symbols, per language (read by chunker.py)
+    workflow.py   the Temporal workflow (repo-index:{repo}:{branch}) and its payloads
+    activities.py its activities; runs.py the runs in PostgreSQL; mirrors.py the mirror cache
+    worker.py     ``python -m shield_orchestrator.indexing.worker``: one Temporal worker
 
 Layering: imports nothing from api, workers or engines (tests/repo/test_layering.py).
 """

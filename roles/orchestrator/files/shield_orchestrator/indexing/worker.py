@@ -1,0 +1,119 @@
+"""``python -m shield_orchestrator.indexing.worker``: one indexer process (a Temporal worker).
+
+It polls the ``repo-indexing`` task queue for the workflow and its activities. Redis and
+PostgreSQL come from the Settings (the EnvironmentFile); Temporal's address, the namespace
+and the mirror cache from the command line (not deployed yet: issue 16). Several processes,
+on one host or several, may poll the same queue.
+
+Shutdown (SIGTERM or SIGINT only set an event)::
+
+    stop polling; in-flight activities get up to --graceful-shutdown-s to finish
+    then they are cancelled (an activity sees it at its next heartbeat) and the worker ends
+    close the PostgreSQL pool and Redis, log ``indexer_stopped``, exit 0
+
+Exit status: 0 after a clean stop, 1 when it could not start or run, 2 on a config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from shield_orchestrator.database.pool import create_pool
+from shield_orchestrator.errors import ConfigError
+from shield_orchestrator.indexing.activities import IndexerConfig, IndexingActivities
+from shield_orchestrator.indexing.workflow import TASK_QUEUE, RepoIndexingWorkflow
+from shield_orchestrator.logs import setup_logging
+from shield_orchestrator.services.redis_client import create_redis
+from shield_orchestrator.settings import Settings, load_settings
+
+DEFAULT_TEMPORAL = "127.0.0.1:7233"
+DEFAULT_CACHE_DIR = Path("/var/cache/shield-orchestrator/mirrors")
+GRACEFUL_SHUTDOWN_S = 60.0  # in-flight activities' time to finish after SIGTERM
+MAX_ACTIVITIES = 4  # concurrent activities per process (persist_kg mostly waits)
+
+log = logging.getLogger("shield_orchestrator.indexing")
+
+
+def build_worker(
+    client: Client,
+    activities: IndexingActivities,
+    *,
+    task_queue: str = TASK_QUEUE,
+    graceful_shutdown_s: float = GRACEFUL_SHUTDOWN_S,
+    max_activities: int = MAX_ACTIVITIES,
+) -> Worker:
+    """The Temporal worker of the indexing workflow and all its activities."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[RepoIndexingWorkflow],
+        activities=activities.all(),
+        max_concurrent_activities=max_activities,
+        graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_s),
+    )
+
+
+async def serve(settings: Settings, args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)  # only sets an event
+    client = await Client.connect(args.temporal, namespace=args.namespace)
+    redis = create_redis(settings, max_connections=8)
+    db = await create_pool(settings, min_size=1, max_size=4)
+    try:
+        activities = IndexingActivities(redis, db, IndexerConfig(cache_dir=args.cache_dir))
+        worker = build_worker(client, activities, task_queue=args.task_queue,
+                              graceful_shutdown_s=args.graceful_shutdown_s)  # fmt: skip
+        running = asyncio.create_task(worker.run(), name="indexer-worker")
+        log.info("indexer polling %s on %s", args.task_queue, args.temporal,
+                 extra={"action": "indexer_started"})  # fmt: skip
+        stopped = asyncio.create_task(stop.wait(), name="indexer-stop")
+        await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            log.info("stopping: in-flight activities get %.0f s", args.graceful_shutdown_s,
+                     extra={"action": "indexer_stopping"})  # fmt: skip
+            await worker.shutdown()
+        stopped.cancel()
+        await running  # re-raises a worker failure
+    finally:
+        await db.close()
+        await redis.aclose()
+    log.info("indexer stopped", extra={"action": "indexer_stopped"})
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shield_orchestrator.indexing.worker")
+    parser.add_argument("--temporal", default=DEFAULT_TEMPORAL, help="host:port of Temporal")
+    parser.add_argument("--namespace", default="default")
+    parser.add_argument("--task-queue", default=TASK_QUEUE)
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument("--graceful-shutdown-s", type=float, default=GRACEFUL_SHUTDOWN_S)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        log.error("%s", exc, extra={"action": "config_error"})
+        return 2
+    try:
+        return asyncio.run(serve(settings, args))
+    except Exception:
+        log.exception("indexer failed", extra={"action": "indexer_failed"})
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

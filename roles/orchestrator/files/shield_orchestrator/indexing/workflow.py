@@ -1,0 +1,227 @@
+"""The repository-indexing workflow on Temporal: one run per (repo, branch) at a time.
+
+Workflow id ``repo-index:{repo}:{branch}``. A trigger is a signal-with-start
+(:func:`trigger_index`): it starts the workflow, or signals the running one, which then loops
+once more after its current run. However many triggers arrive during a run, they fold into
+one follow-up; two concurrent triggers give one run plus at most one follow-up. A run::
+
+    check_indexing_needed   ls-remote head vs the indexed commit (force: always needed)
+    clone_repo              fetch the cached mirror (clone it once) -> the branch's commit
+    parse_repo              plan_commit against the manifest -> run row + changed files (PG)
+    cleanup_stale_kg_nodes  documents of modified/removed/renamed-away files: deletion pending
+    persist_kg              one ingestion job per changed file, then wait until all terminal
+    persist_metadata        manifest + indexed commit by compare-and-set, in one transaction
+    cleanup_repo            (finally) gc the mirror, mark an unfinished run failed
+
+Deletion is recorded before ingestion (the issue's order: old documents leave the graph
+first). Payloads carry ids and counts only; plans and file lists live in PostgreSQL
+(:mod:`.runs`). Activities are called by name, so this module (run in Temporal's sandbox)
+imports none of their dependencies. After :data:`MAX_LOOPS` loops the workflow continues as
+new to bound its history.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any, TypeVar, cast
+
+from temporalio import workflow
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import RetryPolicy
+
+T = TypeVar("T")
+
+TASK_QUEUE = "repo-indexing"
+WORKFLOW_NAME = "RepoIndexingWorkflow"
+SIGNAL = "index_requested"
+MAX_LOOPS = 20  # follow-up runs in one execution before continue-as-new
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)  # activities heartbeat every HEARTBEAT_EVERY_S
+# Error types (exception class names) that no retry can fix.
+NON_RETRYABLE = ["RepoNotFound", "RepoAuthError", "StaleRun", "ValueError"]
+RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=5,
+    non_retryable_error_types=NON_RETRYABLE,
+)
+# start-to-close per activity: a bound on one attempt (heartbeats catch a dead worker sooner).
+TIMEOUTS: dict[str, timedelta] = {
+    "check_indexing_needed": timedelta(minutes=2),
+    "clone_repo": timedelta(minutes=30),
+    "parse_repo": timedelta(minutes=15),
+    "cleanup_stale_kg_nodes": timedelta(minutes=5),
+    "persist_kg": timedelta(hours=2),
+    "persist_metadata": timedelta(minutes=5),
+    "cleanup_repo": timedelta(minutes=10),
+}
+
+
+def workflow_id(repo: str, branch: str) -> str:
+    return f"repo-index:{repo}:{branch}"
+
+
+@dataclass(frozen=True)
+class RepoSpec:
+    """What the workflow indexes, and how (the repository's registration)."""
+
+    repo: str  # the repository's id
+    url: str  # https, ssh or a local path; never with credentials
+    branch: str
+    workspace: str
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    max_file_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True)
+class IndexRequest:
+    spec: RepoSpec
+    trigger: str  # the id of the trigger that started this execution (its signal is ignored)
+    force: bool = False
+    loops: int = 0  # runs done by earlier executions (continue-as-new)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    needed: bool
+    head: str
+    indexed_commit: str | None
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    spec: RepoSpec
+    run_id: str
+    commit: str
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    run_id: str
+    commit: str
+    base_commit: str | None
+    added: int
+    modified: int
+    removed: int
+    renamed: int
+    unchanged: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class PersistResult:
+    jobs: int  # ingestion jobs created (one per changed file)
+    completed: int
+    failed: int  # failed or completed_with_errors: re-planned by the next run
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str | None  # None: nothing to do (the head is indexed)
+    commit: str
+    outcome: str  # up_to_date | completed | completed_with_errors
+    changed: int = 0
+    deletions_pending: int = 0
+    jobs: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    runs: list[RunSummary]
+
+
+async def _call(name: str, *args: Any, result_type: type[T]) -> T:
+    """Run the activity ``name`` with its timeouts and the retry policy."""
+    result = await workflow.execute_activity(
+        name,
+        args=list(args),
+        result_type=result_type,
+        start_to_close_timeout=TIMEOUTS[name],
+        heartbeat_timeout=HEARTBEAT_TIMEOUT,
+        retry_policy=RETRY,
+    )
+    return cast(T, result)
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class RepoIndexingWorkflow:
+    @workflow.init
+    def __init__(self, request: IndexRequest) -> None:
+        self._start_trigger = request.trigger
+        self._requests = 0  # triggers other than the starting one, received so far
+        self._force_next = False  # one of them asked for force
+
+    @workflow.signal(name=SIGNAL)
+    def index_requested(self, trigger: str, force: bool) -> None:
+        if trigger != self._start_trigger:
+            self._requests += 1
+            self._force_next = self._force_next or force
+
+    @workflow.run
+    async def run(self, request: IndexRequest) -> IndexResult:
+        runs: list[RunSummary] = []
+        force = request.force
+        while True:
+            seen = self._requests
+            runs.append(await self._index_once(request.spec, force))
+            # A follow-up indexes the new head only if it moved, unless a trigger forced it.
+            force, self._force_next = self._force_next, False
+            if self._requests == seen:
+                return IndexResult(runs)
+            if len(runs) >= MAX_LOOPS:  # the follow-up is the new execution's first run
+                workflow.continue_as_new(
+                    replace(
+                        request,
+                        trigger=str(workflow.uuid4()),
+                        force=force,
+                        loops=request.loops + len(runs),
+                    )
+                )
+
+    async def _index_once(self, spec: RepoSpec, force: bool) -> RunSummary:
+        check = await _call("check_indexing_needed", spec, force, result_type=CheckResult)
+        if not check.needed:
+            return RunSummary(None, check.head, "up_to_date")
+        run_id = str(workflow.uuid4())
+        try:
+            commit = await _call("clone_repo", spec, result_type=str)
+            plan = await _call(
+                "parse_repo", PlanInput(spec, run_id, commit), result_type=PlanResult
+            )
+            pending = await _call("cleanup_stale_kg_nodes", run_id, result_type=int)
+            persisted = await _call("persist_kg", spec, run_id, result_type=PersistResult)
+            outcome = await _call("persist_metadata", run_id, result_type=str)
+        finally:
+            await _call("cleanup_repo", spec, run_id, result_type=type(None))
+        changed = plan.added + plan.modified + plan.removed + plan.renamed
+        return RunSummary(run_id, plan.commit, outcome, changed, pending,
+                          persisted.jobs, persisted.failed)  # fmt: skip
+
+
+async def trigger_index(
+    client: Client,
+    spec: RepoSpec,
+    *,
+    force: bool = False,
+    trigger: str | None = None,
+    task_queue: str = TASK_QUEUE,
+) -> WorkflowHandle[RepoIndexingWorkflow, IndexResult]:
+    """Start the workflow of (repo, branch), or fold this request into the running one.
+
+    One signal-with-start call, atomic on the server: when no execution of the id runs, it
+    starts one (whose own signal is ignored: same trigger id); when one runs, it is signalled
+    and loops once more after its current run. The handle names the execution either way.
+    """
+    trigger = trigger or uuid.uuid4().hex
+    return await client.start_workflow(
+        RepoIndexingWorkflow.run,
+        IndexRequest(spec, trigger, force),
+        id=workflow_id(spec.repo, spec.branch),
+        task_queue=task_queue,
+        start_signal=SIGNAL,
+        start_signal_args=[trigger, force],
+    )

@@ -1,0 +1,228 @@
+"""The repository-indexing workflow end to end (issue 16), on a real Temporal dev server.
+
+Real parts: the dev server (tests/support/temporal.py), Redis and PostgreSQL (conftest), a
+git repository built in tmp_path (read through the indexer's own mirror), the indexer's
+Temporal worker in this event loop, and a WorkerPool with the noop engine consuming the
+ingestion jobs that ``persist_kg`` creates through ``JobRegistry.create``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.pools import running_pool, wait_for
+from tests.support.servers import RedisServer
+from tests.support.temporal import TemporalServer, temporal_srv
+
+pytestmark = pytest.mark.integration
+__all__ = ["temporal_srv"]  # the session fixture, used by name
+
+FILES = {
+    "pkg/__init__.py": "from pkg.mod import Store\n",
+    "pkg/mod.py": (
+        "import os\n\n\nclass Store:\n    def get(self, key):\n        return os.environ[key]\n"
+        "\n\ndef helper(x):\n    return x * 2\n"
+    ),
+    "src/app.js": "export function greet(name) {\n  return `hi ${name}`;\n}\n",
+    "README.md": "# Demo\n\nA repository to index.\n",
+    ".env": "TOKEN=not-indexed\n",  # skipped: secret
+    "data.bin": "\0\1\2binary",  # skipped: binary
+}
+INDEXABLE = {"pkg/__init__.py", "pkg/mod.py", "src/app.js", "README.md"}
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    return done.stdout.strip()
+
+
+def commit_files(repo: Path, files: dict[str, str | None], message: str) -> str:
+    """Write (None: delete) the files, commit them all; the new commit's sha."""
+    for path, text in files.items():
+        target = repo / path
+        if text is None:
+            target.unlink()
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@dataclass
+class Indexer:
+    client: Any
+    spec: Any
+    task_queue: str
+    db: Any
+    repo_dir: Path
+
+    async def trigger(self, **kwargs: Any) -> Any:
+        from shield_orchestrator.indexing.workflow import trigger_index
+
+        return await trigger_index(self.client, self.spec, task_queue=self.task_queue, **kwargs)
+
+    async def jobs(self) -> dict[str, str]:
+        """idempotency key -> status of every job the indexer created for this repository."""
+        rows = await self.db.fetch(
+            "SELECT idempotency_key, status FROM jobs WHERE idempotency_key LIKE 'repo-index:%'"
+        )
+        return {r["idempotency_key"]: r["status"] for r in rows}
+
+    async def run_paths(self, run_id: str) -> dict[str, str]:
+        rows = await self.db.fetch(
+            "SELECT path, change FROM repo_run_files WHERE run_id = $1::uuid", run_id
+        )
+        return {r["path"]: r["change"] for r in rows}
+
+
+@pytest.fixture
+async def indexer(
+    temporal_srv: TemporalServer, pg_pool: Any, redis_client: Any, tmp_path: Path
+) -> AsyncIterator[Indexer]:
+    """A git repository with FILES, and a running indexer worker on its own task queue."""
+    from shield_orchestrator.indexing.activities import IndexerConfig, IndexingActivities
+    from shield_orchestrator.indexing.worker import build_worker
+    from shield_orchestrator.indexing.workflow import RepoSpec
+    from temporalio.client import Client
+
+    repo_dir = tmp_path / "repo"
+    repo_dir.mkdir()
+    git(repo_dir, "init", "-q", "-b", "main")
+    git(repo_dir, "config", "user.email", "t@example.invalid")
+    git(repo_dir, "config", "user.name", "t")
+    commit_files(repo_dir, dict(FILES), "first")
+    client = await Client.connect(temporal_srv.address)
+    config = IndexerConfig(cache_dir=tmp_path / "mirrors", heartbeat_every_s=0.5, job_poll_s=0.05)
+    activities = IndexingActivities(redis_client, pg_pool, config)
+    task_queue = f"test-{uuid.uuid4().hex[:8]}"
+    worker = build_worker(client, activities, task_queue=task_queue, graceful_shutdown_s=5)
+    spec = RepoSpec(repo=f"r{uuid.uuid4().hex[:8]}", url=str(repo_dir), branch="main",
+                    workspace="code")  # fmt: skip
+    async with worker:
+        yield Indexer(client, spec, task_queue, pg_pool, repo_dir)
+
+
+async def indexed_commit(ix: Indexer) -> str | None:
+    from shield_orchestrator.indexing import runs
+
+    return await runs.indexed_commit(ix.db, ix.spec.repo, ix.spec.branch)
+
+
+async def test_first_run_indexes_every_file_then_only_the_changes(
+    indexer: Indexer, redis_srv: RedisServer
+) -> None:
+    from shield_orchestrator.indexing import runs
+
+    ix = indexer
+    first = git(ix.repo_dir, "rev-parse", "HEAD")
+    async with running_pool(redis_srv, db=ix.db):
+        result = await (await ix.trigger()).result()
+        (run,) = result.runs
+        assert (run.outcome, run.commit, run.jobs, run.failed) == ("completed", first, 4, 0)
+        assert set(await runs.manifest(ix.db, ix.spec.repo, "main")) == INDEXABLE
+        jobs = await ix.jobs()
+        assert sorted(jobs) == sorted(f"repo-index:{run.run_id}:{p}" for p in INDEXABLE)
+        assert set(jobs.values()) == {"completed"}
+        assert await indexed_commit(ix) == first
+
+        second = commit_files(
+            ix.repo_dir,
+            {
+                "pkg/mod.py": FILES["pkg/mod.py"] + "\n\ndef added(y):\n    return y\n",
+                "README.md": None,
+                "docs/guide.md": "# Guide\n\nNew prose.\n",
+                "src/app.js": None,
+                "src/main.js": FILES["src/app.js"],  # a rename: same blob, new path
+            },
+            "second",
+        )
+        result = await (await ix.trigger()).result()
+        (run2,) = result.runs
+        assert (run2.outcome, run2.commit, run2.changed, run2.jobs) == ("completed", second, 4, 3)
+        assert await ix.run_paths(str(run2.run_id)) == {
+            "pkg/mod.py": "modified",
+            "README.md": "removed",
+            "docs/guide.md": "added",
+            "src/main.js": "renamed",
+        }
+        new_jobs = {k for k in await ix.jobs() if k.startswith(f"repo-index:{run2.run_id}:")}
+        assert new_jobs == {
+            f"repo-index:{run2.run_id}:{p}" for p in ("pkg/mod.py", "docs/guide.md", "src/main.js")
+        }
+        # The replaced and removed documents wait for the delete_document message kind.
+        assert run2.deletions_pending == 3
+        pending = await ix.db.fetch(
+            "SELECT path FROM repo_doc_deletions WHERE repo = $1 AND state = 'pending'",
+            ix.spec.repo,
+        )
+        assert {r["path"] for r in pending} == {"pkg/mod.py", "README.md", "src/app.js"}
+        assert set(await runs.manifest(ix.db, ix.spec.repo, "main")) == {
+            "pkg/__init__.py", "pkg/mod.py", "docs/guide.md", "src/main.js",
+        }  # fmt: skip
+        assert await indexed_commit(ix) == second
+
+        # Nothing moved: the check activity says so, no run and no job.
+        result = await (await ix.trigger()).result()
+        assert [(r.run_id, r.outcome) for r in result.runs] == [(None, "up_to_date")]
+        assert len(await ix.jobs()) == 7
+
+
+async def test_concurrent_triggers_give_one_run_and_one_follow_up(
+    indexer: Indexer, redis_srv: RedisServer
+) -> None:
+    """The pool starts late, so the first run waits in persist_kg while three more triggers
+    arrive (one before a new commit, two after): they fold into one follow-up run."""
+    ix = indexer
+    first = git(ix.repo_dir, "rev-parse", "HEAD")
+    h1, h2 = await asyncio.gather(ix.trigger(), ix.trigger())
+    assert h1.id == h2.id == f"repo-index:{ix.spec.repo}:main"
+    assert h1.result_run_id == h2.result_run_id  # one execution
+    await wait_for(lambda: _has_jobs(ix, 4), what="the first run's jobs")
+    second = commit_files(ix.repo_dir, {"docs/late.md": "# Late\n"}, "late")
+    h3, h4 = await asyncio.gather(ix.trigger(), ix.trigger())
+    assert h3.result_run_id == h4.result_run_id == h1.result_run_id
+    async with running_pool(redis_srv, db=ix.db):
+        result = await h1.result()
+    assert [(r.outcome, r.commit, r.jobs) for r in result.runs] == [
+        ("completed", first, 4),
+        ("completed", second, 1),
+    ]
+    assert len(await ix.jobs()) == 5  # each file ingested once
+    assert await indexed_commit(ix) == second
+
+
+async def _has_jobs(ix: Indexer, n: int) -> bool:
+    return len(await ix.jobs()) >= n
+
+
+async def test_missing_branch_fails_at_once_without_touching_anything(indexer: Indexer) -> None:
+    """RepoNotFound is not retried: the workflow fails with that reason, no run is stored."""
+    import dataclasses
+
+    from temporalio.client import WorkflowFailureError
+    from temporalio.exceptions import ActivityError, ApplicationError
+
+    ix = indexer
+    ix.spec = dataclasses.replace(ix.spec, branch="no-such-branch")
+    handle = await ix.trigger()
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    cause = failed.value.cause
+    assert isinstance(cause, ActivityError)
+    assert isinstance(cause.cause, ApplicationError)
+    assert cause.cause.type == "RepoNotFound"
+    assert "no-such-branch" in str(cause.cause)
+    assert cause.retry_state is not None
+    assert cause.retry_state.name == "NON_RETRYABLE_FAILURE"
+    assert await ix.db.fetchval("SELECT count(*) FROM repo_index_runs") == 0
