@@ -9,7 +9,9 @@ ingestion jobs that ``persist_kg`` creates through ``JobRegistry.create``.
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +21,8 @@ from typing import Any
 import pytest
 
 from tests.support.pools import running_pool, wait_for
-from tests.support.servers import RedisServer
+from tests.support.procs import worker_env
+from tests.support.servers import PostgresServer, RedisServer
 from tests.support.temporal import TemporalServer, temporal_srv
 
 pytestmark = pytest.mark.integration
@@ -66,6 +69,7 @@ class Indexer:
     task_queue: str
     db: Any
     repo_dir: Path
+    activities: Any
 
     async def trigger(self, **kwargs: Any) -> Any:
         from shield_orchestrator.indexing.workflow import trigger_index
@@ -110,7 +114,7 @@ async def indexer(
     spec = RepoSpec(repo=f"r{uuid.uuid4().hex[:8]}", url=str(repo_dir), branch="main",
                     workspace="code")  # fmt: skip
     async with worker:
-        yield Indexer(client, spec, task_queue, pg_pool, repo_dir)
+        yield Indexer(client, spec, task_queue, pg_pool, repo_dir, activities)
 
 
 async def indexed_commit(ix: Indexer) -> str | None:
@@ -204,6 +208,63 @@ async def test_concurrent_triggers_give_one_run_and_one_follow_up(
 
 async def _has_jobs(ix: Indexer, n: int) -> bool:
     return len(await ix.jobs()) >= n
+
+
+async def test_sigterm_stops_the_worker_and_another_finishes_the_run_without_duplicates(
+    indexer: Indexer,
+    redis_srv: RedisServer,
+    postgres_srv: PostgresServer,
+    pg_database: str,
+    rendered_root: Path,
+    temporal_srv: TemporalServer,
+    tmp_path: Path,
+) -> None:
+    """``python -m shield_orchestrator.indexing.worker`` takes the run while the fixture's
+    worker is paused; SIGTERM while persist_kg waits for the pool: exit 0 after its grace,
+    and the retried persist_kg (fixture worker) finds the jobs by idempotency key."""
+    ix = indexer
+    queue = f"{ix.task_queue}-proc"
+    log_path = tmp_path / "indexer.log"
+    env = worker_env(rendered_root, redis_srv, postgres_srv, pg_database)
+    proc = spawn_indexer(temporal_srv, queue, tmp_path / "proc-mirrors", env, log_path)
+    try:
+        handle = await trigger_on(ix, queue)
+        await wait_for(lambda: _has_jobs(ix, 4), what="the process's jobs", timeout_s=60)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log_path.read_text(errors="replace")
+    assert "stopping: in-flight activities get 1 s" in text, text
+    assert "indexer stopped" in text, text
+    from shield_orchestrator.indexing.activities import IndexerConfig, IndexingActivities
+    from shield_orchestrator.indexing.worker import build_worker
+
+    config = IndexerConfig(cache_dir=tmp_path / "mirrors2", heartbeat_every_s=0.5, job_poll_s=0.05)
+    redis = ix.activities.redis
+    second = build_worker(ix.client, IndexingActivities(redis, ix.db, config), task_queue=queue)
+    async with second, running_pool(redis_srv, db=ix.db):
+        result = await handle.result()
+    assert [(r.outcome, r.jobs) for r in result.runs] == [("completed", 4)]
+    assert len(await ix.jobs()) == 4  # the retried persist_kg created none twice
+
+
+def spawn_indexer(
+    temporal: TemporalServer, queue: str, cache: Path, env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "shield_orchestrator.indexing.worker",
+            "--temporal", temporal.address, "--task-queue", queue,
+            "--cache-dir", str(cache), "--graceful-shutdown-s", "1"]  # fmt: skip
+    with log_path.open("wb") as log:
+        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def trigger_on(ix: Indexer, task_queue: str) -> Any:
+    from shield_orchestrator.indexing.workflow import trigger_index
+
+    return await trigger_index(ix.client, ix.spec, task_queue=task_queue)
 
 
 async def test_missing_branch_fails_at_once_without_touching_anything(indexer: Indexer) -> None:
