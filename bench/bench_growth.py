@@ -30,7 +30,9 @@ directory and storages from its rendered constants as in production:
    database and working dir, first BENCH_GROWTH_DIRECT_N chunks (default 5,000); the pool's
    rate over the same first chunks of run 1 ÷ this rate (goal >= 0.9).
 
-They run in the order 1, 3, 2. BENCH_GROWTH_ONLY=pool,file,direct runs some of them (pool ÷
+They run in the order 1, 3, 2. A pool run in which no chunk finished for BENCH_GROWTH_STALL_S
+(default 600 s) ends "STALLED"; BENCH_GROWTH_MAX_TASKS_PER_CHILD overrides the rendered max tasks
+per child (0: never restarted; not the production setting, and the report says so). BENCH_GROWTH_ONLY=pool,file,direct runs some of them (pool ÷
 direct needs both).
 """
 
@@ -71,6 +73,8 @@ FILE_BUDGET_S = float(os.environ.get("BENCH_GROWTH_FILE_BUDGET_S", "900"))
 BUDGET_S = float(os.environ.get("BENCH_GROWTH_BUDGET_S", "0")) or 1e9  # 0: until N are done
 DIRECT_N = int(os.environ.get("BENCH_GROWTH_DIRECT_N", "5000"))
 ONLY = {p for p in os.environ.get("BENCH_GROWTH_ONLY", "pool,file,direct").split(",") if p}
+MAX_TASKS = os.environ.get("BENCH_GROWTH_MAX_TASKS_PER_CHILD", "")  # "": the rendered value
+STALL_S = float(os.environ.get("BENCH_GROWTH_STALL_S", "600"))  # no chunk finished: stop
 RENDER_ROOT = os.environ.get("BENCH_GROWTH_RENDER_ROOT", "")  # reuse renders (development)
 JOB_CHUNKS = 1000
 SAMPLE_S = 0.5
@@ -306,6 +310,40 @@ async def processed(redis: Any, job_ids: list[str]) -> tuple[int, int]:
     return ok + failed, failed
 
 
+def _stop_reason(
+    run: Run, failed: int, elapsed_s: float, budget_s: float, quiet_s: float, log: Path
+) -> str:
+    """Why the run ends now ('' while it goes on)."""
+    if failed:
+        return f"{failed} chunks failed: see {log}"
+    if run.done >= run.planned:
+        return "completed"
+    if elapsed_s > budget_s:
+        return f"stopped after the {budget_s:.0f} s budget: {run.done} of {run.planned}"
+    if quiet_s > STALL_S:
+        return f"STALLED: no chunk finished for {quiet_s:.0f} s at {run.done}: see {log}"
+    return ""
+
+
+def _worker_env(tree: Path, redis_srv: RedisServer, pg: PostgresServer, db: str) -> dict[str, str]:
+    """The worker's environment: the rendered settings, the servers started here."""
+    env = worker_env(
+        tree,
+        redis_srv,
+        pg,
+        db,
+        base={
+            "SHIELD_ENGINE": "offline",
+            "SHIELD_WORKER_METRICS_PORT": "0",
+            "SHIELD_WORKER_HOST": "bench",
+            "SHIELD_WORKER_JOB_STATUS_TTL_S": "86400",  # a long run must not lose its counters
+        },
+    )
+    if MAX_TASKS:
+        env["SHIELD_WORKER_MAX_TASKS_PER_CHILD"] = MAX_TASKS
+    return env
+
+
 async def pool_run(
     name: str,
     tree: Path,
@@ -323,21 +361,10 @@ async def pool_run(
     redis = _redis(redis_srv)
     await redis.flushall()
     job_ids = await enqueue(redis, pg, db, n)
-    env = worker_env(
-        tree,
-        redis_srv,
-        pg,
-        db,
-        base={
-            "SHIELD_ENGINE": "offline",
-            "SHIELD_WORKER_METRICS_PORT": "0",
-            "SHIELD_WORKER_HOST": "bench",
-            "SHIELD_WORKER_JOB_STATUS_TTL_S": "86400",  # a long run must not lose its counters
-        },
-    )
+    env = _worker_env(tree, redis_srv, pg, db)
     exited_cpu = 0.0
     boundaries = [n * k // TENTHS for k in range(1, TENTHS + 1)]
-    t_start = time.perf_counter()
+    t_start = last_change = time.perf_counter()
     with fleet(env, logdir) as workers:
         worker = workers.spawn("1")
         milvus_pids: set[int] = set()
@@ -354,6 +381,7 @@ async def pool_run(
                         break
                     done, _ = await processed(redis, job_ids)
                     if done >= n:
+                        run.status = "completed"
                         break
                     await asyncio.sleep(restart_s)
                     worker = workers.spawn("1")
@@ -369,9 +397,7 @@ async def pool_run(
                 run.pg_peak_mib = max(run.pg_peak_mib, pss_mib(proc.tree(pg.proc.pid)))
                 done, failed = await processed(redis, job_ids)
                 now = time.perf_counter()
-                if failed:
-                    run.status = f"{failed} chunks failed: see {worker.log_path}"
-                    break
+                last_change = now if done > run.done else last_change
                 if not run.marks and done > 0:
                     run.marks.append(Mark(now, done, cpu))
                 while (
@@ -379,22 +405,13 @@ async def pool_run(
                     and len(run.marks) <= TENTHS
                     and done >= boundaries[len(run.marks) - 1]
                 ):
-                    run.marks.append(
-                        Mark(
-                            now,
-                            done,
-                            cpu,
-                            await db_size_mib(pg, db),
-                            disk_mib(workdir / "milvus.db"),
-                            disk_mib(workdir),
-                        )
-                    )
+                    sizes = (await db_size_mib(pg, db), disk_mib(workdir / "milvus.db"))
+                    run.marks.append(Mark(now, done, cpu, *sizes, disk_mib(workdir)))
                 run.done = done
-                if done >= n:
-                    run.status = "completed"
-                    break
-                if now - t_start > budget_s:
-                    run.status = f"stopped after the {budget_s:.0f} s budget: {done} of {n}"
+                run.status = _stop_reason(
+                    run, failed, now - t_start, budget_s, now - last_change, worker.log_path
+                )
+                if run.status:
                     break
         finally:
             if worker.proc.returncode is None:
@@ -540,6 +557,11 @@ def benchmark(
                 )
                 + f"PostgreSQL PSS (all its processes) peak {r.pg_peak_mib:.0f} MiB."
             )
+    if MAX_TASKS:
+        notes.append(
+            f"NOT the production setting: max tasks per child = {MAX_TASKS} "
+            "(BENCH_GROWTH_MAX_TASKS_PER_CHILD; 0 = the worker is never restarted)."
+        )
     if main and main.planned < 50000:
         notes.append(
             f"N = {main.planned}, not the 50,000 of the issue: the 50,000-chunk figure is not "

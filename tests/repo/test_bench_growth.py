@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from shield_orchestrator.engines import offline_extract
 
 from bench import bench_growth as bg
@@ -49,3 +51,14 @@ def test_tenths_not_reached_are_not_measured() -> None:
     assert rows[2:] == [None] * 8
     assert run.rate_upto(15) == 19 / 5.0
     assert run.rate_upto(50) is None
+
+
+def test_a_run_ends_completed_failed_over_budget_or_stalled() -> None:
+    run, log = bg.Run("x", 100), Path("worker.log")
+    run.done = 40
+    assert bg._stop_reason(run, 0, 10.0, 1e9, 1.0, log) == ""
+    assert bg._stop_reason(run, 0, 10.0, 1e9, bg.STALL_S + 1, log).startswith("STALLED")
+    assert bg._stop_reason(run, 0, 11.0, 10.0, 1.0, log).startswith("stopped after")
+    assert bg._stop_reason(run, 2, 10.0, 1e9, 1.0, log).startswith("2 chunks failed")
+    run.done = 100
+    assert bg._stop_reason(run, 0, 10.0, 1e9, 1.0, log) == "completed"
