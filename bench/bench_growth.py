@@ -32,8 +32,8 @@ directory and storages from its rendered constants as in production:
 
 They run in the order 1, 3, 2. A pool run in which no chunk finished for BENCH_GROWTH_STALL_S
 (default 600 s) ends "STALLED"; BENCH_GROWTH_MAX_TASKS_PER_CHILD overrides the rendered max tasks
-per child (0: never restarted; not the production setting, and the report says so). BENCH_GROWTH_ONLY=pool,file,direct runs some of them (pool ÷
-direct needs both).
+per child (0: never restarted; not the production setting, and the report says so).
+BENCH_GROWTH_ONLY=pool,file,direct runs some of them (pool ÷ direct needs both).
 """
 
 from __future__ import annotations
