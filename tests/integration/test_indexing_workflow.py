@@ -287,3 +287,51 @@ async def test_missing_branch_fails_at_once_without_touching_anything(indexer: I
     assert cause.retry_state is not None
     assert cause.retry_state.name == "NON_RETRYABLE_FAILURE"
     assert await ix.db.fetchval("SELECT count(*) FROM repo_index_runs") == 0
+
+
+async def test_force_push_is_planned_from_the_manifest(
+    indexer: Indexer, redis_srv: RedisServer
+) -> None:
+    """The branch is rewritten (reset to the first commit, a different change on top): the
+    run compares trees with the manifest, never a commit range, and the commit follows."""
+    ix = indexer
+    first = git(ix.repo_dir, "rev-parse", "HEAD")
+    async with running_pool(redis_srv, db=ix.db):
+        await (await ix.trigger()).result()
+        commit_files(ix.repo_dir, {"docs/a.md": "# A\n", "pkg/mod.py": None}, "to be dropped")
+        await (await ix.trigger()).result()
+        git(ix.repo_dir, "reset", "-q", "--hard", first)
+        rewritten = commit_files(ix.repo_dir, {"docs/b.md": "# B\n"}, "rewritten")
+        (run,) = (await (await ix.trigger()).result()).runs
+    assert await ix.run_paths(str(run.run_id)) == {
+        "docs/a.md": "removed",
+        "docs/b.md": "added",
+        "pkg/mod.py": "added",  # gone in the dropped commit, back after the force-push
+    }
+    assert await indexed_commit(ix) == rewritten
+
+
+async def test_a_stale_run_publishes_nothing(indexer: Indexer) -> None:
+    """Two plans against the same base: the first publishes, the second's compare-and-set
+    fails (StaleRun) and its transaction leaves the manifest and the commit as they were."""
+    from shield_orchestrator.indexing import runs
+    from shield_orchestrator.indexing.mirror import plan_commit
+    from shield_orchestrator.indexing.plan import PlanPolicy
+
+    ix = indexer
+    spec = ix.spec
+    plan = plan_commit(ix.repo_dir, "HEAD", {}, PlanPolicy())
+    ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+    for run_id in ids:
+        await runs.record_plan(ix.db, run_id, repo=spec.repo, branch="main", workspace="code",
+                               base_commit=None, plan=plan, previous={})  # fmt: skip
+        for f in await runs.run_files(ix.db, run_id):
+            await runs.set_file_job(ix.db, run_id, f.path, None, "empty")
+    assert await runs.publish(ix.db, ids[0]) == "completed"
+    before = await runs.manifest(ix.db, spec.repo, "main")
+    with pytest.raises(runs.StaleRun):
+        await runs.publish(ix.db, ids[1])
+    assert await runs.manifest(ix.db, spec.repo, "main") == before
+    assert await indexed_commit(ix) == plan.commit
+    assert await runs.fail_run(ix.db, ids[1], "stale") is True
+    assert (await runs.run(ix.db, ids[1])).status == "failed"
