@@ -219,3 +219,38 @@ async def test_an_owner_that_lost_its_lease_refuses_chunks(
     assert await redis.get(key) == b"worker-b:2:4242:newer"  # never renewed or freed by it
     await engine.close()
     assert await redis.get(key) == b"worker-b:2:4242:newer"
+
+
+async def test_an_owner_blocked_past_its_ttl_takes_the_free_lease_back(
+    redis_srv: RedisServer,
+    redis: aioredis.Redis,
+    engines: AsyncExitStack,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A library call that blocks the event loop past the TTL (Milvus Lite replaying its log at
+    start) lets the lease expire with no other owner: the next renewal takes it back instead
+    of declaring it lost, and the engine keeps processing."""
+    import time
+
+    from shield_orchestrator.engines.base import ChunkInput
+
+    caplog.set_level(logging.WARNING)
+    engine = await start(engines, file_config(redis_srv, tmp_path, host="worker-a"))
+    key = keys.lightrag_workspace("shared", "worker-a")
+    token = await redis.get(key)
+    time.sleep(3.5)  # noqa: ASYNC251  # the loop blocked past the 3 s TTL, as a sync library call does
+    assert await redis.get(key) is None  # expired while blocked
+
+    def retaken() -> bool:
+        actions = [getattr(r, "action", "") for r in caplog.records]
+        return "engine.workspace_lock.retaken" in actions
+
+    await wait_for(retaken, 10, "the free lease taken back")
+    assert await redis.get(key) == token
+    actions = [getattr(r, "action", "") for r in caplog.records]
+    assert "engine.workspace_lock.lost" not in actions
+    chunk = ChunkInput(job_id="j", chunk_id="c000001", text="Ada meets Bob.",
+                       source_uri="file:///a.txt", workspace="shared")  # fmt: skip
+    result = await engine.process(chunk)
+    assert result.entities > 0

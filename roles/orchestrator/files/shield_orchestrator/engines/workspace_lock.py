@@ -37,9 +37,19 @@ from shield_orchestrator.errors import EngineError
 log = logging.getLogger(__name__)
 
 # KEYS[1] = lease key, ARGV[1] = token, ARGV[2] = ttl ms. 1 = renewed, 0 = not ours any more.
+# 2 = it had expired and nobody took it: ours again. A library call that blocks the event loop
+# past the TTL (Milvus Lite replaying its log at start took 86 s under load, the lease TTL is
+# 30 s) lets the lease expire while no other process holds it; taking it back is safe because
+# an absent key means no other owner exists now, while a key holding another token means one
+# does (lost).
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
 end
 return 0
 """
@@ -121,8 +131,17 @@ class WorkspaceLock:
         )
 
     async def renew(self) -> bool:
-        ok = await self.client.eval(_RENEW, 1, self.key, self.token, self.ttl_ms)
-        return bool(ok)
+        """Extend the lease; False when another process holds it now."""
+        answer = await self.client.eval(_RENEW, 1, self.key, self.token, self.ttl_ms)
+        if answer == 2:
+            log.warning(
+                "workspace %r: lease %s had expired (this process was blocked past the TTL) "
+                "and no other process took it: taken again",
+                self.workspace,
+                self.key,
+                extra={"action": "engine.workspace_lock.retaken"},
+            )
+        return bool(answer)
 
     async def _renew_loop(self) -> None:
         interval = self.ttl_ms / 3000
