@@ -77,11 +77,18 @@ class Indexer:
         return await trigger_index(self.client, self.spec, task_queue=self.task_queue, **kwargs)
 
     async def jobs(self) -> dict[str, str]:
-        """idempotency key -> status of every job the indexer created for this repository."""
+        """idempotency key -> status of every job the indexer created for this repository
+        (the status as the services read it: the Redis hash first, PostgreSQL lags behind)."""
+        from shield_orchestrator.services.job_status import fetch_job
+
         rows = await self.db.fetch(
-            "SELECT idempotency_key, status FROM jobs WHERE idempotency_key LIKE 'repo-index:%'"
+            "SELECT idempotency_key, job_id FROM jobs WHERE idempotency_key LIKE 'repo-index:%'"
         )
-        return {r["idempotency_key"]: r["status"] for r in rows}
+        out = {}
+        for r in rows:
+            view = await fetch_job(self.activities.redis, self.db, str(r["job_id"]))
+            out[r["idempotency_key"]] = "" if view is None else view.status.value
+        return out
 
     async def run_paths(self, run_id: str) -> dict[str, str]:
         rows = await self.db.fetch(

@@ -117,9 +117,17 @@ class IndexingActivities:
 
     @staticmethod
     def beat(*details: Any) -> None:
-        """The heartbeat (a no-op outside an activity, e.g. in a unit test)."""
+        """The heartbeat (a no-op outside an activity), and the cancellation check.
+
+        The SDK cancels an activity (worker shutdown past its grace, heartbeat timeout, a
+        cancelled workflow) with one ``Task.cancel()``; a library awaited at that moment may
+        swallow the CancelledError (seen here: persist_kg kept polling after its cancel, and
+        the worker's shutdown waited for it). So every beat also checks the SDK's flag.
+        """
         if activity.in_activity():
             activity.heartbeat(*details)
+            if activity.is_cancelled():
+                raise asyncio.CancelledError("activity cancelled")
 
     async def _beating(self, work: Awaitable[T]) -> T:
         """Await ``work``, heartbeating every ``heartbeat_every_s`` until it is done."""
