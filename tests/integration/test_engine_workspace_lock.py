@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from shield_orchestrator import keys
+from shield_orchestrator.engines.base import ChunkInput
 from shield_orchestrator.engines.config import EngineConfig
 from shield_orchestrator.engines.offline import OfflineEngine
 from shield_orchestrator.engines.workspace_lock import WorkspaceBusyError, WorkspaceLock
@@ -200,7 +201,7 @@ async def test_an_owner_that_lost_its_lease_refuses_chunks(
 ) -> None:
     """An owner paused past its TTL finds another process's token at its next renewal: it
     logs the loss and refuses chunks (EngineOverloaded: they are retried elsewhere)."""
-    from shield_orchestrator.engines.base import ChunkInput, EngineOverloaded
+    from shield_orchestrator.engines.base import EngineOverloaded
 
     caplog.set_level(logging.ERROR)
     engine = await start(engines, file_config(redis_srv, tmp_path, host="worker-a"))
@@ -212,8 +213,7 @@ async def test_an_owner_that_lost_its_lease_refuses_chunks(
         return "engine.workspace_lock.lost" in actions
 
     await wait_for(lost, 10, "the lease loss noticed")  # renewed every TTL/3 (1 s)
-    chunk = ChunkInput(job_id="j", chunk_id="c000001", text="Ada meets Bob.",
-                       source_uri="file:///a.txt", workspace="shared")  # fmt: skip
+    chunk = _chunk()
     with pytest.raises(EngineOverloaded, match="lease lost"):
         await engine.process(chunk)
     assert await redis.get(key) == b"worker-b:2:4242:newer"  # never renewed or freed by it
@@ -233,8 +233,6 @@ async def test_an_owner_blocked_past_its_ttl_takes_the_free_lease_back(
     of declaring it lost, and the engine keeps processing."""
     import time
 
-    from shield_orchestrator.engines.base import ChunkInput
-
     caplog.set_level(logging.WARNING)
     engine = await start(engines, file_config(redis_srv, tmp_path, host="worker-a"))
     key = keys.lightrag_workspace("shared", "worker-a")
@@ -250,7 +248,16 @@ async def test_an_owner_blocked_past_its_ttl_takes_the_free_lease_back(
     assert await redis.get(key) == token
     actions = [getattr(r, "action", "") for r in caplog.records]
     assert "engine.workspace_lock.lost" not in actions
-    chunk = ChunkInput(job_id="j", chunk_id="c000001", text="Ada meets Bob.",
-                       source_uri="file:///a.txt", workspace="shared")  # fmt: skip
+    chunk = _chunk()
     result = await engine.process(chunk)
     assert result.entities > 0
+
+
+def _chunk() -> ChunkInput:
+    return ChunkInput(
+        job_id="j",
+        chunk_id="c000001",
+        text="Ada meets Bob.",
+        source_uri="file:///a.txt",
+        workspace="shared",
+    )

@@ -10,7 +10,6 @@ Each problem names what is missing and the fix; exit status 1 when there is any.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from shield_orchestrator.engines import lightrag_setup, storage_guard
 from shield_orchestrator.engines.config import EngineConfig
@@ -76,14 +75,9 @@ async def _postgres_problems(config: EngineConfig) -> tuple[list[str], list[str]
 
 
 def _milvus_problems(config: EngineConfig) -> tuple[list[str], list[str]]:
-    root = Path(storage_guard.milvus_uri(config.working_dir))
-    prefix = f"{config.workspace}_"
+    root = storage_guard.milvus_uri(config.working_dir)
     collections = [
-        c.name
-        for parent in [root / "collections", *root.glob("databases/*/collections")]
-        if parent.is_dir()
-        for c in parent.iterdir()
-        if c.name.startswith(prefix)
+        c.name for c in storage_guard.milvus_collections(config.working_dir, config.workspace)
     ]
     if len(collections) < VECTOR_NAMESPACES:
         return [

@@ -64,8 +64,9 @@ def _graphml_holds_data(path: Path) -> bool:
         return b"<node" in handle.read(_GRAPHML_PROBE_BYTES)
 
 
-def _milvus_collections(working_dir: Path, workspace: str) -> list[Path]:
-    root = working_dir / MILVUS_DIR
+def milvus_collections(working_dir: str | Path, workspace: str) -> list[Path]:
+    """The workspace's collections in Milvus Lite's data directory (any database)."""
+    root = Path(working_dir) / MILVUS_DIR
     found: list[Path] = []
     for collections in [root / "collections", *root.glob("databases/*/collections")]:
         if collections.is_dir():
@@ -98,7 +99,7 @@ def leftovers(
             if _json_holds_data(p)
         ]
     if vector_storage != "milvus":
-        found += [Leftover("milvus", "vectors", p) for p in _milvus_collections(base, workspace)]
+        found += [Leftover("milvus", "vectors", p) for p in milvus_collections(base, workspace)]
     return found
 
 
