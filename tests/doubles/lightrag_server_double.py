@@ -1,6 +1,6 @@
 """A LightRAG Server HTTP test double: a real HTTP server on a free loopback port.
 
-Speaks the two routes the ``lightrag_server`` engine uses, as lightrag-hku 1.5.7 serves them
+Speaks the routes the ``lightrag_server`` engine uses, as lightrag-hku 1.5.7 serves them
 (lightrag/api/routers/document_routes.py, lightrag/api/utils_api.py):
 
     POST /documents/text  X-API-Key, {"text", "file_source", "chunking"?}
@@ -14,6 +14,20 @@ Speaks the two routes the ``lightrag_server`` engine uses, as lightrag-hku 1.5.7
         503 {"detail": "Cannot determine how many documents are in flight, ..."}
     GET /documents/track_status/{track_id}  X-API-Key
         200 {"track_id", "documents": [DocStatusResponse], "total_count", "status_summary"}
+    DELETE /documents/delete_document  X-API-Key, {"doc_ids", "delete_file"?, "delete_llm_cache"?}
+        200 {"status": "deletion_started" | "busy", "message", "doc_id": "<ids joined by ', '>"}
+        422 empty, blank or repeated ids (DeleteDocRequest's validator)
+    GET /documents/pipeline_status  X-API-Key
+        200 {"busy", "job_name", "job_start", "docs", "batchs", "cur_batch", "latest_message",
+             "history_messages", "update_status", "recovery_required", ...}
+
+A deletion is refused with ``busy`` ("Pipeline is busy with another operation.") while a
+document is enqueued or processing or another deletion runs; else it runs for ``delete_s`` as
+job "Deleting N Documents" (pipeline busy; POST /documents/text answers 409 meanwhile), then
+the ids are gone and the history holds the real server's lines: "Document deleted i/N:
+<id>[<file>]", "Failed to delete i/N: <id>[] - Document <id> not found." for an unknown id,
+"Failed to delete i/N: <id>[<file>] - <message>" for an id of ``fail_delete_when``, and
+"Deletion completed: S successful, F failed".
 
 Like the real server, the text is indexed by a background task: for ``enqueue_s`` after the
 POST the track lists no document, then the document is ``processing`` for ``process_s``, then
@@ -105,6 +119,12 @@ class LightRAGServerDouble:
     api_keys_seen: list[str] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)
     docs: dict[str, _Doc] = field(default_factory=dict)
+    delete_s: float = 0.1  # a deletion job holds the pipeline this long
+    fail_delete_when: dict[str, str] = field(default_factory=dict)  # doc id -> failure message
+    deleting: list[str] = field(default_factory=list)  # the running deletion's ids
+    deletion_ends: float = 0.0  # monotonic
+    job_name: str = "Default Job"
+    history: list[str] = field(default_factory=list)
     port: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -123,6 +143,39 @@ class LightRAGServerDouble:
         if age < self.enqueue_s + self.process_s:
             return DocStatus.PROCESSING.value
         return doc.final_status
+
+    def _settle(self) -> None:
+        """Finish the running deletion once its time is up (call with the lock held)."""
+        if not self.deleting or time.monotonic() < self.deletion_ends:
+            return
+        ids, self.deleting = self.deleting, []
+        ok = failed = 0
+        for i, doc_id in enumerate(ids, 1):
+            doc = self.docs.get(doc_id)
+            where = f"{i}/{len(ids)}: {doc_id}"
+            if doc is None:
+                failed += 1
+                self.history.append(f"Failed to delete {where}[] - Document {doc_id} not found.")
+            elif doc_id in self.fail_delete_when:
+                failed += 1
+                message = self.fail_delete_when[doc_id]
+                self.history.append(f"Failed to delete {where}[{doc.file_path}] - {message}")
+            else:
+                ok += 1
+                del self.docs[doc_id]
+                self.history.append(f"Document deleted {where}[{doc.file_path}]")
+        self.history.append(f"Deletion completed: {ok} successful, {failed} failed")
+
+    def _busy(self) -> bool:
+        """A deletion runs, or a document is enqueued or processing (call with the lock)."""
+        self._settle()
+        if self.deleting:
+            return True
+        return any(
+            self.status_of(d) in (None, DocStatus.PROCESSING.value)
+            for d in self.docs.values()
+            if not d.metadata
+        )
 
     # --- routes -------------------------------------------------------------------------------
     def _auth(self, request: Request) -> JSONResponse | None:
@@ -164,6 +217,9 @@ class LightRAGServerDouble:
                 {"detail": "A valid file_source is required for text insertion"}, status_code=400
             )
         with self._lock:
+            self._settle()
+            if self.deleting:  # destructive_busy: the real server's 409
+                return JSONResponse({"detail": _DETAIL[409]}, status_code=409)
             for doc in self.docs.values():
                 if doc.file_path == canonical:
                     status = self.status_of(doc) or DocStatus.PENDING.value
@@ -253,11 +309,69 @@ class LightRAGServerDouble:
             }
         )
 
+    async def delete_document(self, request: Request) -> JSONResponse:
+        self.calls["delete_document"] += 1
+        if (refused := self._auth(request)) is not None:
+            return refused
+        body = await request.json()
+        ids = body.get("doc_ids")
+        if not isinstance(ids, list) or not ids:
+            return _validation_error("doc_ids", "Document IDs list cannot be empty", ids)
+        if any(not isinstance(i, str) or not i.strip() for i in ids):
+            return _validation_error("doc_ids", "Document ID cannot be empty", ids)
+        ids = [i.strip() for i in ids]
+        if len(set(ids)) != len(ids):
+            return _validation_error("doc_ids", "Document IDs must be unique", ids)
+        joined = ", ".join(ids)
+        with self._lock:
+            if self._busy():
+                message = "Pipeline is busy with another operation."
+                return JSONResponse({"status": "busy", "message": message, "doc_id": joined})
+            self.deleting = ids
+            self.deletion_ends = time.monotonic() + self.delete_s
+            self.job_name = f"Deleting {len(ids)} Documents"
+            self.history = ["Starting document deletion process"]
+        return JSONResponse(
+            {
+                "status": "deletion_started",
+                "message": f"Document deletion for {len(ids)} documents has been initiated. "
+                "Processing will continue in background.",
+                "doc_id": joined,
+            }
+        )
+
+    async def pipeline_status(self, request: Request) -> JSONResponse:
+        self.calls["pipeline_status"] += 1
+        if (refused := self._auth(request)) is not None:
+            return refused
+        with self._lock:
+            busy = self._busy()
+            history = list(self.history)
+            job_name = self.job_name
+        return JSONResponse(
+            {
+                "busy": busy,
+                "job_name": job_name,
+                "job_start": None,
+                "docs": 0,
+                "batchs": 0,
+                "cur_batch": 0,
+                "latest_message": history[-1] if history else "",
+                "history_messages": history,
+                "update_status": {},
+                "recovery_required": False,
+                "recovery_kind": None,
+                "recovery_message": None,
+            }
+        )
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
                 Route("/documents/text", self.insert_text, methods=["POST"]),
                 Route("/documents/track_status/{track_id}", self.track_status, methods=["GET"]),
+                Route("/documents/delete_document", self.delete_document, methods=["DELETE"]),
+                Route("/documents/pipeline_status", self.pipeline_status, methods=["GET"]),
             ]
         )
 

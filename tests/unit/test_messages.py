@@ -28,8 +28,9 @@ GOOD = {"v": "1", "kind": "ingest_chunk", "job_id": JOB, "chunk_id": "c000001", 
 
 
 def test_the_contract_constants_are_what_the_docs_say() -> None:
-    """ARCHITECTURE.md, "A chunk message": v = 1, kind = ingest_chunk, five fields."""
-    assert (MESSAGE_VERSION, INGEST_CHUNK, KINDS) == ("1", "ingest_chunk", ("ingest_chunk",))
+    """ARCHITECTURE.md, "A chunk message": v = 1, two kinds, five fields."""
+    assert (MESSAGE_VERSION, INGEST_CHUNK) == ("1", "ingest_chunk")
+    assert KINDS == ("ingest_chunk", "delete_document")
     assert FIELDS == ("v", "kind", "job_id", "chunk_id", "body") == tuple(GOOD)
 
 
@@ -64,7 +65,7 @@ def test_deleted_entry_has_no_fields() -> None:
         parse_envelope("1-0", {})
 
 
-@pytest.mark.parametrize("kind", ["delete_document", "", "INGEST_CHUNK"])
+@pytest.mark.parametrize("kind", ["rename_document", "", "INGEST_CHUNK"])
 def test_an_unknown_kind_is_a_permanent_error_naming_the_kind(kind: str) -> None:
     with pytest.raises(UnknownKind, match=f"unknown message kind {kind!r}") as info:
         parse_envelope("1-0", {**GOOD, "kind": kind})
@@ -79,7 +80,7 @@ def test_the_reader_names_the_kinds_it_handles() -> None:
     env = parse_envelope("1-0", deletion, kinds=(INGEST_CHUNK, "delete_document"))
     assert (env.kind, env.job_id, env.chunk_id) == ("delete_document", JOB, "c000001")
     with pytest.raises(UnknownKind, match="'delete_document'"):
-        parse_envelope("1-0", deletion)
+        parse_envelope("1-0", deletion, kinds=(INGEST_CHUNK,))
     with pytest.raises(UnknownKind, match="'ingest_chunk'"):
         parse_envelope("1-0", GOOD, kinds=("delete_document",))
 

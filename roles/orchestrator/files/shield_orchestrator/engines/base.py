@@ -1,7 +1,9 @@
 """The engine interface: what the pool hands an engine and what it gets back.
 
-The pool (workers/lightrag_processor.py) turns a stream entry into a :class:`ChunkInput`,
-calls ``engine.process`` under the per-task timeout, and maps the errors:
+The pool (workers/lightrag_processor.py) turns an ``ingest_chunk`` entry into a
+:class:`ChunkInput` and calls ``engine.process``, a ``delete_document`` entry into a
+:class:`DeleteInput` and calls ``engine.delete``, both under the per-task timeout, and maps the
+errors the same way:
 
 - :class:`EngineOverloaded`: back off and call again; does not spend a retry attempt.
 - :class:`ChunkError`: retried with exponential backoff up to retry_attempts, then
@@ -31,6 +33,8 @@ __all__ = [
     "ChunkInput",
     "ChunkResult",
     "ChunkTimeout",
+    "DeleteInput",
+    "DeleteResult",
     "Engine",
     "EngineError",
     "EngineOverloaded",
@@ -62,6 +66,28 @@ class ChunkResult:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteInput:
+    """Documents to take out of the workspace's graph (a ``delete_document`` entry)."""
+
+    job_id: str
+    chunk_id: str
+    doc_ids: tuple[str, ...]  # the engine's document ids
+    workspace: str = "default"
+    source_uri: str = ""  # what the documents were (a file), for logs
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    """What an engine did with a deletion. Deleting an id that is already gone is success
+    (counted in ``absent``): a retried or repeated deletion never fails for it."""
+
+    deleted: int = 0  # documents this call removed
+    absent: int = 0  # documents that were already gone
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A processing engine. One instance per worker process, shared by its slots."""
@@ -73,5 +99,7 @@ class Engine(Protocol):
     async def start(self) -> None: ...
 
     async def process(self, chunk: ChunkInput) -> ChunkResult: ...
+
+    async def delete(self, request: DeleteInput) -> DeleteResult: ...
 
     async def close(self) -> None: ...

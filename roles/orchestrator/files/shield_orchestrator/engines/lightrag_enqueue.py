@@ -16,13 +16,25 @@ chunk keeps its own document id, file path and outcome:
                       for it) -> the dup record is deleted, the original's id is returned
     refused as a duplicate of itself -> ChunkError (the caller's retry finds the document)
     the call raised   -> every chunk of that call gets the exception (as with one call each)
+
+:class:`PipelineGate` orders these calls against document deletion. LightRAG 1.5.7's
+``adelete_by_doc_id`` refuses to run (``not_allowed``) while its pipeline is busy, and when
+documents were enqueued during a deletion its exit hands the pipeline to a processing run
+inside the deleting call (so the deletion would not return while chunks keep arriving). So
+the enqueue calls and the engine's pipeline runs hold the gate *shared*, a deletion holds it
+*exclusive*: a waiting deletion stops new enqueue calls and pipeline runs, the running ones
+finish (the pipeline drains the documents already enqueued), the deletion runs on an idle
+pipeline, then enqueueing resumes. Deletions run one at a time (LightRAG refuses a second
+single deletion while one runs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +56,51 @@ def fail_future(future: asyncio.Future[Any], exc: BaseException) -> None:
         future.exception()
 
 
+class PipelineGate:
+    """Shared holders (enqueue calls, pipeline runs) or one exclusive holder (a deletion);
+    a waiting exclusive holder goes first: no new shared holder enters while it waits."""
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0  # exclusive holders waiting
+
+    @property
+    def deleting(self) -> bool:
+        """An exclusive holder runs or waits."""
+        return self._exclusive or self._waiting > 0
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self.deleting)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        async with self._cond:
+            self._waiting += 1
+            try:
+                await self._cond.wait_for(lambda: not self._exclusive and self._shared == 0)
+            finally:
+                self._waiting -= 1
+                self._cond.notify_all()  # a cancelled waiter lets the shared holders in
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
 @dataclass(slots=True)
 class _Doc:
     doc_id: str
@@ -60,9 +117,10 @@ class DocumentEnqueuer:
     ``process`` and returns the original's document id for duplicate content, else None.
     """
 
-    def __init__(self, rag: LightRAG, max_batch: int) -> None:
+    def __init__(self, rag: LightRAG, max_batch: int, gate: PipelineGate | None = None) -> None:
         self._rag = rag
         self._max_batch = max(1, max_batch)
+        self._gate = gate or PipelineGate()
         self._queue: dict[str, _Doc] = {}  # doc id -> waiting for the next call
         self._current: list[_Doc] = []  # in the running call
         self._ready = asyncio.Event()
@@ -92,12 +150,15 @@ class DocumentEnqueuer:
             await self._ready.wait()
             self._ready.clear()
             while self._queue:
-                ids = list(self._queue)[: self._max_batch]
-                self._current = [self._queue.pop(i) for i in ids]
-                try:
-                    outcomes = await self._call(self._current)
-                except Exception as exc:  # the call's error is each of its chunks' error
-                    outcomes = dict.fromkeys(ids, exc)
+                async with self._gate.shared():  # after a waiting deletion
+                    ids = list(self._queue)[: self._max_batch]
+                    if not ids:  # failed by fail_all while waiting
+                        break
+                    self._current = [self._queue.pop(i) for i in ids]
+                    try:
+                        outcomes = await self._call(self._current)
+                    except Exception as exc:  # the call's error is each of its chunks' error
+                        outcomes = dict.fromkeys(ids, exc)
                 for doc in self._current:
                     outcome = outcomes.get(doc.doc_id)
                     if doc.future.done():

@@ -39,6 +39,23 @@ idle, every BUSY_FULL_POLL_PERIODS periods while it runs (its writes come throug
 Reading every awaited document every 10 ms instead cost more CPU than the rest of the engine
 (~1,000 doc-status rows read and decoded per chunk with 48 chunks in flight on PostgreSQL).
 
+How a deletion goes through LightRAG (a ``delete_document`` entry; the repository indexer
+sends them for removed and changed files):
+
+    delete(request)
+      take the pipeline gate exclusively (engines/lightrag_enqueue.PipelineGate): new enqueue
+        calls and pipeline runs wait, the running ones finish; LightRAG's pipeline is idle
+      for each doc id, one at a time: adelete_by_doc_id(doc_id, delete_llm_cache=False)
+        success   -> deleted (its chunks, vectors, graph contributions, doc status, full doc;
+                     entities shared with other documents are rebuilt from the kept cache)
+        not_found -> already gone: success too (a retried or repeated deletion)
+        not_allowed (pipeline busy / recovery required) -> EngineOverloaded (back off)
+        fail 409 (recovery anchors missing: the same call would refuse again)
+                  -> PermanentChunkError; any other fail -> ChunkError (retried)
+      release the gate: enqueueing and processing resume
+    The LLM cache is kept, so re-ingesting a changed file's unchanged functions costs no LLM
+    call.
+
 ``max_concurrency`` (the chunks the pool keeps in flight) is max_parallel_insert plus a
 backlog of as many again: LightRAG processes at most max_parallel_insert documents at once,
 and a document that finishes is replaced at once from its own queue instead of after the
@@ -62,12 +79,19 @@ from shield_orchestrator.engines.base import (
     ChunkError,
     ChunkInput,
     ChunkResult,
+    DeleteInput,
+    DeleteResult,
     EngineError,
     EngineOverloaded,
     PermanentChunkError,
 )
 from shield_orchestrator.engines.config import EngineConfig
-from shield_orchestrator.engines.lightrag_enqueue import DocumentEnqueuer, fail_future, status_rows
+from shield_orchestrator.engines.lightrag_enqueue import (
+    DocumentEnqueuer,
+    PipelineGate,
+    fail_future,
+    status_rows,
+)
 from shield_orchestrator.engines.ollama_binding import OVERLOAD_MARKER, OllamaBinding
 from shield_orchestrator.engines.workspace_lock import WorkspaceLock, lease_host
 
@@ -108,6 +132,7 @@ class LightRAGEngine:
         self._started = False
         self._ollama: OllamaBinding | None = None  # engine lightrag: the one Ollama client
         self._enqueuer: DocumentEnqueuer | None = None
+        self._gate = PipelineGate()  # enqueue calls and pipeline runs vs deletions
 
     # --- construction (overridden by the offline engine) ---------------------------------------
     def build_rag(self) -> LightRAG:
@@ -129,6 +154,11 @@ class LightRAGEngine:
         if self._rag is None:
             raise EngineError(f"engine {self.name} is not started")
         return self._rag
+
+    @property
+    def lease_lost(self) -> bool:
+        """True once another process took this workspace's lease (the pool must stop)."""
+        return self._lock is not None and self._lock.lost.is_set()
 
     @property
     def enqueue_calls(self) -> int:
@@ -156,7 +186,7 @@ class LightRAGEngine:
         except BaseException:
             await self._release_lock()
             raise
-        self._enqueuer = DocumentEnqueuer(self._rag, self.max_concurrency)
+        self._enqueuer = DocumentEnqueuer(self._rag, self.max_concurrency, self._gate)
         self._tasks = [
             asyncio.create_task(
                 self._supervise(self._enqueuer.run, "enqueuer"), name="lightrag-enqueuer"
@@ -208,7 +238,7 @@ class LightRAGEngine:
 
     # --- the Engine protocol ------------------------------------------------------------------
     async def process(self, chunk: ChunkInput) -> ChunkResult:
-        self._check_usable(chunk)
+        self._check_usable(chunk.workspace, "chunk")
         rag = self.rag
         doc_id = document_id(chunk)
         existing = await rag.doc_status.get_by_id(doc_id)
@@ -226,16 +256,38 @@ class LightRAGEngine:
         return await self._result(doc_id, duplicate_of)
 
     # --- steps ------------------------------------------------------------------------------
-    def _check_usable(self, chunk: ChunkInput) -> None:
+    async def delete(self, request: DeleteInput) -> DeleteResult:
+        """Delete the documents on an idle pipeline (see the module docstring)."""
+        self._check_usable(request.workspace, "deletion")
+        rag = self.rag
+        deleted = absent = 0
+        async with self._gate.exclusive():
+            for doc_id in request.doc_ids:
+                result = await rag.adelete_by_doc_id(doc_id, delete_llm_cache=False)
+                if result.status == "success":
+                    deleted += 1
+                elif result.status == "not_found":
+                    absent += 1
+                else:
+                    raise _deletion_error(doc_id, result.status, result.status_code,
+                                          result.message)  # fmt: skip
+        log.info(
+            "deletion %s/%s (%s): %d document(s) deleted, %d already gone",
+            request.job_id, request.chunk_id, request.source_uri, deleted, absent,
+            extra={"action": "engine.deleted", "engine": self.name},
+        )  # fmt: skip
+        return DeleteResult(deleted, absent, {"engine": self.name, "label": self.label})
+
+    def _check_usable(self, workspace: str, what: str) -> None:
         if self._failure is not None:
             raise ChunkError(f"engine {self.name} is broken: {self._failure!r}")
         if self._lock is not None and self._lock.lost.is_set():
             raise EngineOverloaded(
                 f"workspace {self.config.workspace!r} lease lost; not processing"
             )
-        if chunk.workspace != self.config.workspace:
+        if workspace != self.config.workspace:
             raise PermanentChunkError(
-                f"chunk is for workspace {chunk.workspace!r}; this worker's {self.name} engine "
+                f"{what} is for workspace {workspace!r}; this worker's {self.name} engine "
                 f"serves workspace {self.config.workspace!r} only"
             )
 
@@ -317,7 +369,8 @@ class LightRAGEngine:
             await self._wake.wait()
             self._wake.clear()
             try:
-                await rag.apipeline_process_enqueue_documents()
+                async with self._gate.shared():  # not while a deletion runs or waits
+                    await rag.apipeline_process_enqueue_documents()
             except Exception:  # a storage hiccup: the poller wakes us again for pending docs
                 log.exception(
                     "engine %s: pipeline run failed",
@@ -385,6 +438,16 @@ class LightRAGEngine:
                     still_waiting = True
             if still_waiting and not pipeline.get("busy"):
                 self._wake.set()
+
+
+def _deletion_error(doc_id: str, status: str, code: int | None, message: str) -> EngineError:
+    """The pool decision for a deletion LightRAG did not do."""
+    text = f"LightRAG did not delete document {doc_id}: {status} ({code}): {message}"
+    if status == "not_allowed":  # pipeline busy, or recovery required: later
+        return EngineOverloaded(text)
+    if code == 409:  # recovery anchors missing: the same call refuses again
+        return PermanentChunkError(text)
+    return ChunkError(text)
 
 
 def _status(row: dict[str, Any]) -> str:

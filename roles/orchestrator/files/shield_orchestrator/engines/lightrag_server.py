@@ -6,6 +6,11 @@ Routes used (lightrag/api/routers/document_routes.py in lightrag-hku 1.5.7), wit
          400 invalid file_source, 409 same file name or a scan/delete in flight, 422 bad chunking
     GET  /documents/track_status/{track_id}      -> {"documents": [{id, status, error_msg,
          metadata, chunks_count, ...}], "total_count", "status_summary"}
+    DELETE /documents/delete_document {"doc_ids", "delete_file": false, "delete_llm_cache":
+         false} -> 200 {"status": "deletion_started" | "busy" | "not_allowed", "message",
+         "doc_id"}; 422 empty or repeated ids
+    GET  /documents/pipeline_status              -> {"busy", "job_name", "latest_message",
+         "history_messages", ...}
 
 The text is indexed by a background task on the server, so the track may list no document for
 a moment; we poll until every listed document is ``processed`` or ``failed``.
@@ -25,6 +30,21 @@ no attempt spent); other 409s and 5xx, timeouts, connection errors -> ChunkError
 polling, a transient failure (429, 5xx, timeout) is retried until the track deadline: the
 document is already in the server's pipeline, and giving up would only re-send it.
 
+A deletion (``delete``) asks the server to delete the doc ids, which it does in a background
+task holding its pipeline as job "Deleting N Documents" (refused with ``busy`` while any
+document is processed or enqueued: EngineOverloaded, the pool backs off; inserts meanwhile get
+409, a ChunkError retried later). We poll ``pipeline_status`` until that job has released the
+pipeline; its history then says what each id came to ("Document deleted i/N: <id>[...]",
+"Failed to delete i/N: <id>[...] - <message>", "Error deleting document i/N: ..."):
+
+    deleted                        -> counted in ``deleted``
+    failed, "Document <id> not found." -> already gone: counted in ``absent`` (a retried
+                                      deletion succeeds)
+    failed otherwise               -> ChunkError naming the ids (the retry finds the deleted
+                                      ones gone)
+    history no longer ours (another job started since) -> counted in ``deleted``,
+                                      ``detail.unverified`` names them
+
 The API key travels in the ``X-API-Key`` header only; it is never logged or put in a message.
 """
 
@@ -42,6 +62,8 @@ from shield_orchestrator.engines.base import (
     ChunkError,
     ChunkInput,
     ChunkResult,
+    DeleteInput,
+    DeleteResult,
     EngineError,
     EngineOverloaded,
     PermanentChunkError,
@@ -58,6 +80,34 @@ _SAYS_PROCESSED = re.compile(r"Status: (?:DocStatus\.)?processed\b", re.IGNORECA
 def file_source(chunk: ChunkInput) -> str:
     source = chunk.source_uri.rstrip("/").rsplit("/", 1)[-1] or "chunk"
     return f"{source}#{chunk.job_id}.{chunk.chunk_id}.a{chunk.attempt}"
+
+
+def _is_deletion(status: dict[str, Any]) -> bool:
+    return str(status.get("job_name") or "").lower().startswith("deleting")
+
+
+def deletion_result(
+    doc_ids: tuple[str, ...], status: dict[str, Any], detail: dict[str, Any]
+) -> DeleteResult:
+    """What the deletion job's history says of each id (see the module docstring)."""
+    history = [str(m) for m in status.get("history_messages") or []] if _is_deletion(status) else []
+    deleted, absent, failed, unverified = 0, 0, [], []
+    for doc_id in doc_ids:
+        said = [m for m in history if f": {doc_id}[" in m]
+        if any(m.startswith("Document deleted") for m in said):
+            deleted += 1
+        elif any(m.startswith("Failed to delete") and "not found" in m for m in said):
+            absent += 1
+        elif said:
+            failed.append(said[-1][:300])
+        else:
+            deleted += 1
+            unverified.append(doc_id)
+    if failed:
+        raise ChunkError(f"LightRAG Server did not delete {len(failed)} document(s): {failed}")
+    if unverified:
+        detail = {**detail, "unverified": unverified}
+    return DeleteResult(deleted, absent, detail)
 
 
 def error_for_status(response: httpx.Response, what: str) -> EngineError:
@@ -136,6 +186,37 @@ class LightRAGServerEngine:
             raise ChunkError(f"LightRAG Server insert answered without track_id: {inserted}")
         docs = await self._wait(track_id)
         return self._result(track_id, docs)
+
+    async def delete(self, request: DeleteInput) -> DeleteResult:
+        body = {"doc_ids": list(request.doc_ids), "delete_file": False, "delete_llm_cache": False}
+        response = await self._send("DELETE", "/documents/delete_document", "delete", json=body)
+        answer = self._json(response, "delete")
+        status = str(answer.get("status"))
+        if status in ("busy", "not_allowed"):  # the pipeline runs another job: later
+            raise EngineOverloaded(f"LightRAG Server delete: {status}: {answer.get('message')}")
+        if status != "deletion_started":
+            raise ChunkError(f"LightRAG Server delete: unexpected answer: {answer}")
+        final = await self._wait_deleted()
+        return deletion_result(request.doc_ids, final, self._detail())
+
+    async def _wait_deleted(self) -> dict[str, Any]:
+        """Poll pipeline_status until the deletion job has released the pipeline; its status."""
+        deadline = time.monotonic() + self.config.lightrag_track_timeout_s
+        while True:
+            try:
+                response = await self._send("GET", "/documents/pipeline_status", "pipeline_status")
+                status = self._json(response, "pipeline_status")
+                if not (status.get("busy") and _is_deletion(status)):
+                    return status
+                summary = str(status.get("latest_message") or status.get("job_name"))
+            except (EngineOverloaded, ChunkError) as exc:  # 429, 5xx, timeout: ask again
+                summary = str(exc)
+            if time.monotonic() >= deadline:
+                raise ChunkError(
+                    f"LightRAG Server: deletion not finished after "
+                    f"{self.config.lightrag_track_timeout_s:.0f}s ({summary})"
+                )
+            await asyncio.sleep(self.config.lightrag_poll_s)
 
     async def _wait(self, track_id: str) -> list[dict[str, Any]]:
         deadline = time.monotonic() + self.config.lightrag_track_timeout_s

@@ -7,6 +7,9 @@ pool (they are ignored by every other engine):
 - ``noop_fail``: ``"permanent"`` (PermanentChunkError), ``"always"`` (ChunkError every try),
   ``"times:N"`` (ChunkError on the first N tries, then success), ``"overloaded:N"``
   (EngineOverloaded on the first N calls, then success), ``"crash"`` (a RuntimeError)
+
+``delete`` stores nothing either: it counts each doc id it was asked to delete (``deletions``)
+and reports the ids it saw before as already gone, as an idempotent engine does.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from shield_orchestrator.engines.base import (
     ChunkError,
     ChunkInput,
     ChunkResult,
+    DeleteInput,
+    DeleteResult,
     EngineOverloaded,
     PermanentChunkError,
 )
@@ -31,6 +36,7 @@ class NoopEngine:
         self.delay_s = delay_s
         self.max_concurrency = max_concurrency
         self.calls: Counter[tuple[str, str]] = Counter()  # (job_id, chunk_id) -> process calls
+        self.deletions: Counter[str] = Counter()  # doc id -> delete calls naming it
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -54,6 +60,11 @@ class NoopEngine:
         finally:
             self.in_flight -= 1
         return ChunkResult(entities=0, relations=0, detail={"engine": self.name})
+
+    async def delete(self, request: DeleteInput) -> DeleteResult:
+        seen = sum(1 for doc_id in request.doc_ids if self.deletions[doc_id])
+        self.deletions.update(request.doc_ids)
+        return DeleteResult(len(request.doc_ids) - seen, seen, {"engine": self.name})
 
 
 def _fail(directive: str, call: int) -> None:

@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import asyncpg
 from redis.asyncio import Redis
@@ -52,6 +52,8 @@ from shield_orchestrator.services import event_bus, messages
 from shield_orchestrator.services.job_status import new_job_fields
 
 JOB_KIND = "ingest"  # the jobs row's and the job hash's kind; its entries are ingest_chunk
+# The jobs row's and the job hash's kind of a job whose entries are of each message kind.
+JOB_KINDS = {messages.INGEST_CHUNK: JOB_KIND, messages.DELETE_DOCUMENT: "delete"}
 
 # KEYS: 1 job hash, 2 ingestion stream, 3 events stream, 4 idempotency key, 5 the job's
 # event stream (the queued event goes to both streams with one id: event_bus.EVENT_LUA).
@@ -116,16 +118,30 @@ class NewChunk(NamedTuple):
     chunk_id: str | None = None  # None: numbered c000001, c000002, ... in request order
 
 
+class NewDeletion(NamedTuple):
+    """One ``delete_document`` entry: documents to take out of the workspace's graph."""
+
+    doc_ids: Sequence[str]
+    source_uri: str  # what the documents were (a file), for logs and the dead letter
+    chunk_id: str | None = None  # None: numbered c000001, c000002, ... in request order
+
+
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    chunks: Sequence[NewChunk]
+    """A job of ``ingest_chunk`` entries (NewChunk), or of ``delete_document`` entries
+    (NewDeletion, ``kind=messages.DELETE_DOCUMENT``); its entries are of one kind."""
+
+    chunks: Sequence[NewChunk | NewDeletion]
     source_type: str
     workspace: str
     idempotency_key: str | None = None  # namespaced, e.g. "client:<header value>"
     retry_of: str | None = None
+    kind: str = messages.INGEST_CHUNK  # the message kind of every entry
 
     def digest(self) -> str:
         """SHA-256 of the canonical request: equal requests, equal digests."""
+        if self.kind != messages.INGEST_CHUNK:
+            return _kind_digest(self)
         canonical = {
             "chunks": [
                 {
@@ -134,7 +150,7 @@ class NewJob:
                     "metadata": c.metadata,
                     "id": c.chunk_id,
                 }
-                for c in self.chunks
+                for c in cast(Sequence[NewChunk], self.chunks)
             ],
             "source_type": self.source_type,
             "workspace": self.workspace,
@@ -161,6 +177,25 @@ class Failure:
     body: Mapping[str, Any] | None = field(default=None, repr=False)  # kept by the DL stream
 
 
+def _kind_digest(new: NewJob) -> str:
+    """The digest of a job of another kind than ingest_chunk (the kind is part of it)."""
+    entries = [list(c) for c in new.chunks]
+    canonical = [new.kind, entries, new.source_type, new.workspace, new.retry_of]
+    raw = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=list)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _body(new: NewJob, chunk: NewChunk | NewDeletion) -> bytes:
+    """One entry's body, of the job's kind (ValueError for an entry of another kind)."""
+    if new.kind == messages.INGEST_CHUNK and isinstance(chunk, NewChunk):
+        return messages.chunk_body(
+            chunk.text, chunk.source_uri, new.source_type, new.workspace, chunk.metadata
+        )
+    if new.kind == messages.DELETE_DOCUMENT and isinstance(chunk, NewDeletion):
+        return messages.delete_body(new.workspace, chunk.doc_ids, chunk.source_uri)
+    raise ValueError(f"a {type(chunk).__name__} in a job of kind {new.kind!r}")
+
+
 def chunk_id(n: int) -> str:
     """The id of the n-th chunk of a job (1-based): c000001."""
     return f"c{n:06d}"
@@ -176,10 +211,7 @@ def chunks_blob(new: NewJob) -> bytes:
             cid = chunk_id(n)
         elif "\n" in cid or not cid:
             raise ValueError(f"chunk id {cid!r}: empty or holds a newline")
-        body = messages.chunk_body(
-            chunk.text, chunk.source_uri, new.source_type, new.workspace, chunk.metadata
-        )
-        parts += (cid.encode(), body)
+        parts += (cid.encode(), _body(new, chunk))
     return b"\n".join(parts)
 
 
@@ -212,7 +244,7 @@ class JobRegistry:
             await self.db.execute(
                 query("insert_job"),
                 job_id,
-                JOB_KIND,
+                JOB_KINDS[new.kind],
                 new.workspace,
                 len(new.chunks),
                 new.idempotency_key,
@@ -270,7 +302,8 @@ class JobRegistry:
     ) -> None:
         """The one script call that makes the job visible."""
         total = len(new.chunks)
-        job_fields = new_job_fields(job_id, total, new.workspace, created_at)
+        kind = JOB_KINDS[new.kind]
+        job_fields = new_job_fields(job_id, total, new.workspace, created_at, kind)
         hash_args: list[str] = []
         for k, v in job_fields.items():
             hash_args += (k, v)
@@ -300,7 +333,7 @@ class JobRegistry:
                 idem_value,
                 json.dumps([ev["type"], ev["job_id"], ev["data"]]),
                 messages.MESSAGE_VERSION,
-                messages.INGEST_CHUNK,
+                new.kind,
                 job_id,
                 chunks_blob(new),
                 *hash_args,

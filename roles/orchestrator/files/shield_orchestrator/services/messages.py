@@ -10,15 +10,26 @@ One entry of ``keys.INGESTION_STREAM`` per unit of work; every field is a string
 
 Kinds (a union discriminated by ``kind``)::
 
-    ingest_chunk  {text, source_uri, source_type, workspace, metadata}
-                  written by chunk_body, read by parse_chunk_body
+    ingest_chunk     {text, source_uri, source_type, workspace, metadata}
+                     written by chunk_body, read by parse_chunk_body
+    delete_document  {workspace, doc_ids, source_uri}: take these documents (LightRAG doc
+                     ids, 1 to MAX_DELETE_IDS, unique) out of the workspace's graph; an id
+                     already gone counts as deleted (a retried deletion succeeds)
+                     written by delete_body, read by parse_delete_body
 
-A second kind (say ``delete_document`` for repository indexing, body ``{workspace,
-doc_id}``) adds its name to KINDS, its body's encoder and parser here, and a handler in the
-pool: the envelope, the enqueue script (services/job_registry.ENQUEUE_LUA takes the kind as an
-argument) and the progress Lua do not change. An entry whose kind the reader has no handler for
-raises :class:`~shield_orchestrator.errors.UnknownKind`, which names the kind; like every
+Both go through the pool to the workspace's owning process (one writer per workspace): the
+repository indexer sends a job of ``delete_document`` entries for the documents of removed
+and changed files before it ingests their new content. A third kind adds its name to KINDS,
+its body's encoder and parser here, and a handler in the pool: the envelope, the enqueue
+script (services/job_registry.ENQUEUE_LUA takes the kind as an argument) and the progress Lua
+do not change. An entry whose kind the reader has no handler for raises
+:class:`~shield_orchestrator.errors.UnknownKind`, which names the kind; like every
 :class:`~shield_orchestrator.errors.MalformedMessage` it is permanent (dead-lettered at once).
+
+The document an ``ingest_chunk`` entry makes in the in-process engines is named
+:func:`chunk_document_id` (``shield-{job_id}-{chunk_id}``): a producer names the documents of
+chunks it sent earlier that way (engines/lightrag_inproc.document_id is the same name; the
+engines may not import this module, tests/unit/test_messages.py checks they agree).
 
 The producer is ENQUEUE_LUA: it writes the fields in the order of FIELDS, with the version, the
 kind and chunk_body's bytes passed in from here. tests/support/chunks.chunk_message is the
@@ -39,13 +50,16 @@ from shield_orchestrator.errors import MalformedMessage, UnknownKind
 
 MESSAGE_VERSION = "1"  # the "v" field this code writes and reads
 INGEST_CHUNK = "ingest_chunk"  # one chunk of text into the engine's graph
-KINDS: tuple[str, ...] = (INGEST_CHUNK,)  # every kind of the contract
+DELETE_DOCUMENT = "delete_document"  # documents out of the engine's graph
+KINDS: tuple[str, ...] = (INGEST_CHUNK, DELETE_DOCUMENT)  # every kind of the contract
+MAX_DELETE_IDS = 1000  # doc ids in one delete_document entry (one file's documents)
 FIELDS: tuple[str, ...] = ("v", "kind", "job_id", "chunk_id", "body")  # an entry, in order
 
 JOB_ID = re.compile(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 )
 CHUNK_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+DOC_ID = re.compile(r"^[^\s\x00-\x1f]{1,256}$")  # one LightRAG doc id: no blank, no control
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,3 +178,52 @@ def parse_chunk_body(raw: str, job_id: str, chunk_id: str) -> ChunkBody:
         workspace=str(data.get("workspace") or "default"),
         metadata=dict(metadata),
     )
+
+
+def chunk_document_id(job_id: str, chunk_id: str) -> str:
+    """The id of the document an ``ingest_chunk`` entry makes in the in-process engines."""
+    return f"shield-{job_id}-{chunk_id}"
+
+
+# --- kind delete_document -------------------------------------------------------------------
+
+
+class DeleteBody(NamedTuple):
+    """The body of a ``delete_document`` entry, parsed, with the defaults filled in."""
+
+    workspace: str
+    doc_ids: tuple[str, ...]
+    source_uri: str  # what the documents were (a file), for logs and the dead letter
+
+
+def delete_body(workspace: str, doc_ids: Collection[str], source_uri: str) -> bytes:
+    """The body of a ``delete_document`` entry: ``{workspace, doc_ids, source_uri}``, compact
+    UTF-8 without a newline byte (as chunk_body)."""
+    body = {"workspace": workspace, "doc_ids": list(doc_ids), "source_uri": source_uri}
+    return to_json(body)
+
+
+def parse_delete_body(raw: str) -> DeleteBody:
+    """Read a ``delete_document`` body; MalformedMessage names the first problem (the field).
+
+    ``doc_ids`` must be a list of 1 to MAX_DELETE_IDS distinct ids (non-empty strings without
+    blanks or control characters); ``workspace`` defaults to "default" as in ``ingest_chunk``.
+    """
+    data = decode_body(raw)
+    ids = data.get("doc_ids")
+    if not isinstance(ids, list) or not ids:
+        raise MalformedMessage("body.doc_ids is missing or not a non-empty list")
+    if len(ids) > MAX_DELETE_IDS:
+        raise MalformedMessage(f"body.doc_ids holds {len(ids)} ids (at most {MAX_DELETE_IDS})")
+    for n, doc_id in enumerate(ids):
+        if not isinstance(doc_id, str) or not DOC_ID.match(doc_id):
+            raise MalformedMessage(f"body.doc_ids[{n}] is not a document id")
+    if len(set(ids)) != len(ids):
+        raise MalformedMessage("body.doc_ids holds an id twice")
+    workspace = data.get("workspace")
+    if workspace is not None and not isinstance(workspace, str):
+        raise MalformedMessage("body.workspace is not a string")
+    source_uri = data.get("source_uri")
+    if source_uri is not None and not isinstance(source_uri, str):
+        raise MalformedMessage("body.source_uri is not a string")
+    return DeleteBody(workspace or "default", tuple(ids), source_uri or "")
