@@ -3,7 +3,9 @@
 Real parts: the dev server (tests/support/temporal.py), Redis and PostgreSQL (conftest), a
 git repository built in tmp_path (read through the indexer's own mirror), the indexer's
 Temporal worker in this event loop, and a WorkerPool with the noop engine consuming the
-ingestion jobs that ``persist_kg`` creates through ``JobRegistry.create``.
+ingestion jobs that ``persist_kg`` creates through ``JobRegistry.create`` (and the deletion
+jobs of ``cleanup_stale_kg_nodes``); the last test runs the pool with the offline engine (the
+real LightRAG code, PostgreSQL storages) and reads LightRAG's own storages.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from typing import Any
 
 import pytest
 
+from tests.integration.test_engine_delete_documents import (
+    offline_engine,
+    stored,
+    with_delete_handler,
+)
 from tests.support.pools import running_pool, wait_for
 from tests.support.procs import worker_env
 from tests.support.servers import PostgresServer, RedisServer
@@ -137,7 +144,8 @@ async def test_first_run_indexes_every_file_then_only_the_changes(
 
     ix = indexer
     first = git(ix.repo_dir, "rev-parse", "HEAD")
-    async with running_pool(redis_srv, db=ix.db):
+    async with running_pool(redis_srv, db=ix.db) as pool:
+        with_delete_handler(pool)
         result = await (await ix.trigger()).result()
         (run,) = result.runs
         assert (run.outcome, run.commit, run.jobs, run.failed) == ("completed", first, 4, 0)
@@ -146,6 +154,9 @@ async def test_first_run_indexes_every_file_then_only_the_changes(
         assert sorted(jobs) == sorted(f"repo-index:{run.run_id}:{p}" for p in INDEXABLE)
         assert set(jobs.values()) == {"completed"}
         assert await indexed_commit(ix) == first
+        assert (run.deleted, run.deletions_pending) == (0, 0)
+        old_docs = {p: await doc_ids(ix, f"repo-index:{run.run_id}:{p}")
+                    for p in ("pkg/mod.py", "README.md", "src/app.js")}  # fmt: skip
 
         second = commit_files(
             ix.repo_dir,
@@ -167,17 +178,28 @@ async def test_first_run_indexes_every_file_then_only_the_changes(
             "docs/guide.md": "added",
             "src/main.js": "renamed",
         }
-        new_jobs = {k for k in await ix.jobs() if k.startswith(f"repo-index:{run2.run_id}:")}
+        prefix = f"repo-index:{run2.run_id}:"
+        new_jobs = {k for k in await ix.jobs() if k.startswith(prefix) and ":delete:" not in k}
         assert new_jobs == {
             f"repo-index:{run2.run_id}:{p}" for p in ("pkg/mod.py", "docs/guide.md", "src/main.js")
         }
-        # The replaced and removed documents wait for the delete_document message kind.
-        assert run2.deletions_pending == 3
-        pending = await ix.db.fetch(
-            "SELECT path FROM repo_doc_deletions WHERE repo = $1 AND state = 'pending'",
-            ix.spec.repo,
+        # The replaced and removed documents went through the pool as one deletion job, one
+        # delete_document entry per file naming its documents, before the new ones.
+        assert (run2.deleted, run2.deletions_pending) == (3, 0)
+        deletions = await ix.db.fetch(
+            "SELECT path, state FROM repo_doc_deletions WHERE repo = $1", ix.spec.repo
         )
-        assert {r["path"] for r in pending} == {"pkg/mod.py", "README.md", "src/app.js"}
+        assert {(r["path"], r["state"]) for r in deletions} == {
+            ("pkg/mod.py", "deleted"), ("README.md", "deleted"), ("src/app.js", "deleted"),
+        }  # fmt: skip
+        engine = pool.engine
+        assert set(engine.deletions) == {d for ids in old_docs.values() for d in ids}
+        assert set(engine.deletions.values()) == {1}
+        (kind,) = await ix.db.fetch(
+            "SELECT kind, status FROM jobs WHERE idempotency_key LIKE $1",
+            f"repo-index:{run2.run_id}:delete:%",
+        )
+        assert kind["kind"] == "delete"
         assert set(await runs.manifest(ix.db, ix.spec.repo, "main")) == {
             "pkg/__init__.py", "pkg/mod.py", "docs/guide.md", "src/main.js",
         }  # fmt: skip
@@ -186,7 +208,80 @@ async def test_first_run_indexes_every_file_then_only_the_changes(
         # Nothing moved: the check activity says so, no run and no job.
         result = await (await ix.trigger()).result()
         assert [(r.run_id, r.outcome) for r in result.runs] == [(None, "up_to_date")]
-        assert len(await ix.jobs()) == 7
+        assert len(await ix.jobs()) == 8  # 4 + 3 ingestion jobs, 1 deletion job
+
+
+async def doc_ids(ix: Indexer, idempotency_key: str) -> list[str]:
+    """The documents an ingestion job made: one per chunk (messages.chunk_document_id)."""
+    from shield_orchestrator.services.messages import chunk_document_id
+
+    row = await ix.db.fetchrow(
+        "SELECT job_id, chunks_total FROM jobs WHERE idempotency_key = $1", idempotency_key
+    )
+    job = str(row["job_id"])
+    return [chunk_document_id(job, f"c{n:06d}") for n in range(1, row["chunks_total"] + 1)]
+
+
+async def test_removed_and_modified_files_leave_the_lightrag_graph(
+    indexer: Indexer,
+    redis_srv: RedisServer,
+    postgres_srv: PostgresServer,
+    pg_database: str,
+    tmp_path: Path,
+) -> None:
+    """With the real LightRAG code (offline engine, PostgreSQL storages): a removed file's
+    documents and a modified file's old documents are deleted through the pool before the new
+    ones are ingested, and LightRAG's document set equals the manifest's after each run."""
+    ix = indexer
+    engine = offline_engine(tmp_path, postgres_srv, pg_database, workspace=ix.spec.workspace)
+    async with running_pool(redis_srv, engine=engine, db=ix.db, timeout_s=60.0) as pool:
+        with_delete_handler(pool)
+        (run,) = (await (await ix.trigger()).result()).runs
+        assert (run.outcome, run.jobs, run.failed) == ("completed", 4, 0)
+        assert await lightrag_docs(ix) == await manifest_docs(ix)
+        old = {p: await doc_ids(ix, f"repo-index:{run.run_id}:{p}")
+               for p in ("README.md", "pkg/mod.py")}  # fmt: skip
+        for doc_id in old["README.md"] + old["pkg/mod.py"]:
+            assert (await stored(engine.rag, doc_id))["status"] == "processed"
+
+        commit_files(ix.repo_dir, {
+            "README.md": None,
+            "pkg/mod.py": FILES["pkg/mod.py"] + "\n\ndef added(y):\n    return y + 1\n",
+        }, "remove one, modify one")  # fmt: skip
+        (run2,) = (await (await ix.trigger()).result()).runs
+        assert (run2.outcome, run2.deleted, run2.deletions_pending, run2.jobs) == (
+            "completed", 2, 0, 1,
+        )  # fmt: skip
+        for doc_id in old["README.md"] + old["pkg/mod.py"]:
+            assert await stored(engine.rag, doc_id) == {
+                "status": None, "full_doc": False, "chunk_ids": [], "chunks": 0,
+            }, doc_id  # fmt: skip
+        new = await doc_ids(ix, f"repo-index:{run2.run_id}:pkg/mod.py")
+        assert len(new) == len(old["pkg/mod.py"]) + 1  # one chunk per symbol, one more symbol
+        for doc_id in new:
+            assert (await stored(engine.rag, doc_id))["status"] == "processed"
+        assert await lightrag_docs(ix) == await manifest_docs(ix)
+
+
+async def lightrag_docs(ix: Indexer) -> set[str]:
+    """Every document of the workspace in LightRAG's doc status table (PostgreSQL storage)."""
+    rows = await ix.db.fetch(
+        "SELECT id FROM lightrag_doc_status WHERE workspace = $1", ix.spec.workspace
+    )
+    return {r["id"] for r in rows}
+
+
+async def manifest_docs(ix: Indexer) -> set[str]:
+    """The documents of every file of the manifest (its ingestion job's chunks)."""
+    from shield_orchestrator.services.messages import chunk_document_id
+
+    rows = await ix.db.fetch(
+        "SELECT j.job_id, j.chunks_total FROM repo_files AS f JOIN jobs AS j USING (job_id)"
+        " WHERE f.repo = $1",
+        ix.spec.repo,
+    )
+    return {chunk_document_id(str(r["job_id"]), f"c{n:06d}")
+            for r in rows for n in range(1, r["chunks_total"] + 1)}  # fmt: skip
 
 
 async def test_concurrent_triggers_give_one_run_and_one_follow_up(
@@ -303,7 +398,8 @@ async def test_force_push_is_planned_from_the_manifest(
     run compares trees with the manifest, never a commit range, and the commit follows."""
     ix = indexer
     first = git(ix.repo_dir, "rev-parse", "HEAD")
-    async with running_pool(redis_srv, db=ix.db):
+    async with running_pool(redis_srv, db=ix.db) as pool:
+        with_delete_handler(pool)
         await (await ix.trigger()).result()
         commit_files(ix.repo_dir, {"docs/a.md": "# A\n", "pkg/mod.py": None}, "to be dropped")
         await (await ix.trigger()).result()

@@ -114,7 +114,9 @@ UPDATE repo_run_files SET job_id = $3::uuid, state = $4 WHERE run_id = $1::uuid 
 UPDATE repo_run_files SET state = $3 WHERE run_id = $1::uuid AND path = $2
 
 -- name: insert_doc_deletions
--- The documents a run replaces or drops: (path, blob sha) of the manifest before the run.
+-- The documents a run replaces or drops: (path, blob sha) of the manifest before the run,
+-- with the job that ingested them. A row deleted before (the same content came back and
+-- goes again) is pending again, with the job of its new documents.
 INSERT INTO repo_doc_deletions (repo, branch, path, blob_sha, job_id, run_id)
 SELECT r.repo, r.branch, m.path, m.blob_sha, m.job_id, r.run_id
 FROM repo_index_runs AS r
@@ -122,8 +124,24 @@ JOIN repo_run_files AS f ON f.run_id = r.run_id AND f.change IN ('modified', 're
 JOIN repo_files AS m ON m.repo = r.repo AND m.branch = r.branch
                     AND m.path = COALESCE(f.old_path, f.path)
 WHERE r.run_id = $1::uuid
-ON CONFLICT (repo, branch, path, blob_sha) DO NOTHING
+ON CONFLICT (repo, branch, path, blob_sha) DO UPDATE
+    SET job_id = EXCLUDED.job_id, run_id = EXCLUDED.run_id, state = 'pending',
+        created_at = now()
+    WHERE repo_doc_deletions.state = 'deleted'
 RETURNING path
+
+-- name: select_pending_deletions
+-- What is still to take out of the graph for (repo, branch), this run's and earlier runs'
+-- leftovers, with the chunk count of the job that ingested each (its documents).
+SELECT d.path, d.blob_sha, d.job_id, COALESCE(j.chunks_total, 0) AS chunks_total
+FROM repo_doc_deletions AS d LEFT JOIN jobs AS j ON j.job_id = d.job_id
+WHERE d.repo = $1 AND d.branch = $2 AND d.state = 'pending'
+ORDER BY d.path, d.blob_sha
+
+-- name: mark_deletions_done
+UPDATE repo_doc_deletions AS d SET state = 'deleted'
+FROM unnest($3::text[], $4::text[]) AS u (path, blob_sha)
+WHERE d.repo = $1 AND d.branch = $2 AND d.path = u.path AND d.blob_sha = u.blob_sha
 
 -- name: delete_manifest_paths
 DELETE FROM repo_files WHERE repo = $1 AND branch = $2 AND path = ANY($3::text[])

@@ -8,12 +8,16 @@ so a dead worker is noticed after the workflow's heartbeat timeout, not its star
 timeout. File documents are ordinary ingestion jobs of the pool, created through
 :class:`~shield_orchestrator.services.job_registry.JobRegistry` (same retries, dead-letter
 stream, progress and events), one per changed file, with an idempotency key per run and
-path so that a retried ``persist_kg`` finds the jobs it created.
+path so that a retried ``persist_kg`` finds the jobs it created. The documents of removed and
+changed files leave the graph first (``cleanup_stale_kg_nodes``): one pool job of
+``delete_document`` entries (services/messages.py), one entry per file, executed by the
+workspace's owning process like any chunk, waited for before ``persist_kg`` starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +33,23 @@ from shield_orchestrator.indexing.mirrors import MirrorCache, run_git
 from shield_orchestrator.indexing.plan import PlanPolicy
 from shield_orchestrator.indexing.workflow import (
     CheckResult,
+    CleanupResult,
     PersistResult,
     PlanInput,
     PlanResult,
     RepoSpec,
 )
-from shield_orchestrator.services.job_registry import JobRegistry, NewChunk, NewJob, QueueFull
+from shield_orchestrator.services.job_failures import list_failures
+from shield_orchestrator.services.job_registry import (
+    JobRegistry,
+    NewChunk,
+    NewDeletion,
+    NewJob,
+    QueueFull,
+    chunk_id,
+)
 from shield_orchestrator.services.job_status import fetch_job
+from shield_orchestrator.services.messages import DELETE_DOCUMENT, MAX_DELETE_IDS
 
 T = TypeVar("T")
 SOURCE_TYPE = "repository_file"
@@ -92,6 +106,22 @@ def file_chunks(spec: RepoSpec, path: str, sha: str, text: str, max_tokens: int)
         )
         for c in code
     ]
+
+
+def deletion_entries(
+    repo: str, deletions: list[runs.Deletion]
+) -> tuple[list[NewDeletion], list[int]]:
+    """The ``delete_document`` entries of the deletions that have documents (at most
+    MAX_DELETE_IDS ids each: a file with more takes several), and each entry's index in
+    ``deletions``."""
+    entries: list[NewDeletion] = []
+    owner: list[int] = []
+    for n, d in enumerate(deletions):
+        for start in range(0, len(d.doc_ids), MAX_DELETE_IDS):
+            entries.append(NewDeletion(d.doc_ids[start : start + MAX_DELETE_IDS],
+                                       f"repo:{repo}/{d.path}"))  # fmt: skip
+            owner.append(n)
+    return entries, owner
 
 
 class IndexingActivities:
@@ -178,10 +208,29 @@ class IndexingActivities:
         )  # fmt: skip
 
     @activity.defn(name="cleanup_stale_kg_nodes")
-    async def cleanup_stale_kg_nodes(self, run_id: str) -> int:
-        """Documents of modified, removed and renamed-away files: deletion pending (see
-        :func:`.runs.record_deletions` for the missing ``delete_document`` message kind)."""
-        return await runs.record_deletions(self.db, run_id)
+    async def cleanup_stale_kg_nodes(self, run_id: str) -> CleanupResult:
+        """The documents of modified, removed and renamed-away files (and earlier runs'
+        leftovers) out of the graph: one deletion job through the pool, waited for; the
+        deletions whose entries completed are marked deleted, the others stay pending."""
+        await runs.record_deletions(self.db, run_id)
+        run = await runs.run(self.db, run_id)
+        pending = await runs.pending_deletions(self.db, run.repo, run.branch)
+        entries, owner = deletion_entries(run.repo, pending)
+        failed: set[int] = set()
+        if entries:
+            # The same pending set gives the same key: a retried activity finds its job.
+            names = "\n".join(f"{d.path}\0{d.blob_sha}" for d in pending)
+            digest = hashlib.sha256(names.encode()).hexdigest()[:16]
+            new = NewJob(entries, SOURCE_TYPE, run.workspace, kind=DELETE_DOCUMENT,
+                         idempotency_key=f"repo-index:{run_id}:delete:{digest}")  # fmt: skip
+            job_id = await self._create(new)
+            if await self._wait_job(job_id) != "completed":
+                numbers = {f.chunk_id for f in await list_failures(self.redis, self.db, job_id)}
+                failed = {owner[n - 1] for n in range(1, len(entries) + 1)
+                          if chunk_id(n) in numbers}  # fmt: skip
+        done = [d for n, d in enumerate(pending) if n not in failed]
+        await runs.mark_deleted(self.db, run.repo, run.branch, done)
+        return CleanupResult(len(done), len(pending) - len(done))
 
     @activity.defn(name="persist_kg")
     async def persist_kg(self, spec: RepoSpec, run_id: str) -> PersistResult:
@@ -216,6 +265,15 @@ class IndexingActivities:
             except QueueFull:  # the pool is behind: wait, heartbeating, then try again
                 self.beat()
                 await asyncio.sleep(self.config.queue_full_wait_s)
+
+    async def _wait_job(self, job_id: str) -> str:
+        """The job's terminal status, read as persist_kg reads it, heartbeating meanwhile."""
+        while True:
+            view = await fetch_job(self.redis, self.db, job_id)
+            if view is not None and view.status.is_terminal:
+                return view.status.value
+            self.beat()
+            await asyncio.sleep(self.config.job_poll_s)
 
     async def _wait_terminal(self, run_id: str, jobs: dict[str, str]) -> dict[str, str]:
         """path -> terminal job status, recorded in the run's files as each job ends."""

@@ -7,6 +7,15 @@ changed file (``repo_run_files.state``)::
        └──(no chunk: whitespace only)──> empty
     removed files stay ``pending``; their documents are in repo_doc_deletions
 
+Documents to take out of the graph (``repo_doc_deletions``, one row per (path, blob sha) of
+the manifest that a run replaced or dropped, with the job that ingested it)::
+
+    pending ──deletion job of delete_document entries completed for it──> deleted
+    (a failed deletion stays pending: the next run of the branch sends it again)
+
+A file's documents are its ingestion job's chunks: :func:`pending_deletions` names them with
+``messages.chunk_document_id(job_id, c000001 ... c{chunks_total})``.
+
 :func:`publish` is the only writer of the manifest and of the indexed commit: one
 transaction that refuses a run with a file not yet terminal (:class:`RunNotReady`), updates
 the manifest (files whose job did not complete leave it, so the next run plans them again)
@@ -33,6 +42,8 @@ from typing import Any
 from shield_orchestrator.database.queries import query
 from shield_orchestrator.errors import ShieldError
 from shield_orchestrator.indexing.plan import Plan
+from shield_orchestrator.services.job_registry import chunk_id
+from shield_orchestrator.services.messages import chunk_document_id
 
 TERMINAL_FILE_STATES = frozenset({"completed", "completed_with_errors", "failed", "empty"})
 INDEXED_FILE_STATES = frozenset({"completed", "empty"})  # these enter the manifest
@@ -63,6 +74,15 @@ class RunFile:
     old_path: str | None  # the path a renamed file came from
     job_id: str | None
     state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """The documents of one (path, blob sha) to take out of the graph."""
+
+    path: str
+    blob_sha: str
+    doc_ids: tuple[str, ...]  # empty: the file made no document (nothing to delete)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,16 +178,33 @@ async def set_file_state(db: Any, run_id: str, path: str, state: str) -> None:
 
 
 async def record_deletions(db: Any, run_id: str) -> int:
-    """Record the documents of modified, removed and renamed-away files as deletion pending.
-
-    TODO(issue 16): the documents stay in the graph until the pool can delete them: a new
-    message kind ``delete_document`` (services/messages.py) that the workspace's owning
-    process executes (one writer per workspace), sent for each pending row. Until then the
-    rows of ``repo_doc_deletions`` are the to-do list, and a modified file's old chunks sit
-    beside its new ones.
-    """
+    """Record the documents of modified, removed and renamed-away files as deletion pending
+    (the indexer then sends them to the pool: activities.cleanup_stale_kg_nodes)."""
     rows = await db.fetch(query("insert_doc_deletions"), run_id)
     return len(rows)
+
+
+async def pending_deletions(db: Any, repo: str, branch: str) -> list[Deletion]:
+    """Every deletion still pending for (repo, branch), with its documents' ids."""
+    rows = await db.fetch(query("select_pending_deletions"), repo, branch)
+    return [
+        Deletion(
+            r["path"],
+            r["blob_sha"],
+            tuple(
+                chunk_document_id(str(r["job_id"]), chunk_id(n))
+                for n in range(1, int(r["chunks_total"]) + 1)
+            )
+            if r["job_id"] is not None
+            else (),
+        )
+        for r in rows
+    ]
+
+
+async def mark_deleted(db: Any, repo: str, branch: str, done: list[Deletion]) -> None:
+    await db.execute(query("mark_deletions_done"), repo, branch,
+                     [d.path for d in done], [d.blob_sha for d in done])  # fmt: skip
 
 
 async def publish(db: Any, run_id: str) -> str:

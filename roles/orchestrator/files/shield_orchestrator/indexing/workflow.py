@@ -8,16 +8,17 @@ one follow-up; two concurrent triggers give one run plus at most one follow-up. 
     check_indexing_needed   ls-remote head vs the indexed commit (force: always needed)
     clone_repo              fetch the cached mirror (clone it once) -> the branch's commit
     parse_repo              plan_commit against the manifest -> run row + changed files (PG)
-    cleanup_stale_kg_nodes  documents of modified/removed/renamed-away files: deletion pending
+    cleanup_stale_kg_nodes  documents of modified/removed/renamed-away files out of the graph:
+                            one pool job of delete_document entries, waited for
     persist_kg              one ingestion job per changed file, then wait until all terminal
     persist_metadata        manifest + indexed commit by compare-and-set, in one transaction
     cleanup_repo            (finally) gc the mirror, mark an unfinished run failed
 
-Deletion is recorded before ingestion (the issue's order: old documents leave the graph
-first). Payloads carry ids and counts only; plans and file lists live in PostgreSQL
-(:mod:`.runs`). Activities are called by name, so this module (run in Temporal's sandbox)
-imports none of their dependencies. After :data:`MAX_LOOPS` loops the workflow continues as
-new to bound its history.
+Deletion comes before ingestion (the issue's order: old documents leave the graph first, so
+LightRAG's content dedup never takes a re-ingested chunk for a copy of its old self). Payloads
+carry ids and counts only; plans and file lists live in PostgreSQL (:mod:`.runs`). Activities
+are called by name, so this module (run in Temporal's sandbox) imports none of their
+dependencies. After :data:`MAX_LOOPS` loops the workflow continues as new to bound its history.
 """
 
 from __future__ import annotations
@@ -112,6 +113,12 @@ class PlanResult:
 
 
 @dataclass(frozen=True)
+class CleanupResult:
+    deleted: int  # (path, blob sha)s whose documents left the graph
+    pending: int  # whose deletion failed: sent again by the next run
+
+
+@dataclass(frozen=True)
 class PersistResult:
     jobs: int  # ingestion jobs created (one per changed file)
     completed: int
@@ -124,7 +131,8 @@ class RunSummary:
     commit: str
     outcome: str  # up_to_date | completed | completed_with_errors
     changed: int = 0
-    deletions_pending: int = 0
+    deleted: int = 0  # files whose old documents left the graph
+    deletions_pending: int = 0  # files whose old documents are still to delete
     jobs: int = 0
     failed: int = 0
 
@@ -192,14 +200,14 @@ class RepoIndexingWorkflow:
             plan = await _call(
                 "parse_repo", PlanInput(spec, run_id, commit), result_type=PlanResult
             )
-            pending = await _call("cleanup_stale_kg_nodes", run_id, result_type=int)
+            cleanup = await _call("cleanup_stale_kg_nodes", run_id, result_type=CleanupResult)
             persisted = await _call("persist_kg", spec, run_id, result_type=PersistResult)
             outcome = await _call("persist_metadata", run_id, result_type=str)
         finally:
             await _call("cleanup_repo", spec, run_id, result_type=type(None))
         changed = plan.added + plan.modified + plan.removed + plan.renamed
-        return RunSummary(run_id, plan.commit, outcome, changed, pending,
-                          persisted.jobs, persisted.failed)  # fmt: skip
+        return RunSummary(run_id, plan.commit, outcome, changed, cleanup.deleted,
+                          cleanup.pending, persisted.jobs, persisted.failed)  # fmt: skip
 
 
 async def trigger_index(
