@@ -11,6 +11,9 @@ Real processes, real HTTP on the loopback, real Redis and PostgreSQL behind them
   idempotent request on a reused connection (RFC 9112, 9.3.1): an idle keep-alive connection
   is closed by its keep-alive timeout, with or without a restart, and that close can meet the
   client's next request (api/protocol.py);
+- a reload applies a redeployed configuration: the processes it starts read the rendered
+  modules afresh (a smaller body limit: 413; fewer header fields: 431), not the values the
+  main process read at its start;
 - SIGTERM to one process (what the rolling restart does to each old one): 0 requests fail,
   and the main process starts a replacement;
 - SIGTERM to the main process (``systemctl stop``) stops every process, and the main process
@@ -23,12 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +95,13 @@ class ApiService:
 
 @pytest.fixture
 def service(env: dict[str, str], tmp_path: Path) -> Iterator[ApiService]:
+    with running_service(env, tmp_path) as started:
+        yield started
+
+
+@contextmanager
+def running_service(env: dict[str, str], tmp_path: Path) -> Iterator[ApiService]:
+    """``python -m shield_orchestrator.api`` with PROCESSES processes, stopped by SIGTERM."""
     port = free_port()
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
@@ -264,3 +276,37 @@ async def test_sigterm_of_the_main_process_stops_them_all(service: ApiService) -
     assert await asyncio.to_thread(service.proc.wait, 30) == -signal.SIGTERM
     assert service.log().count("action=api_stop") == PROCESSES
     await service.gone(children)
+
+
+async def test_sighup_applies_the_redeployed_rendered_configuration(
+    env: dict[str, str], rendered_root: Path, tmp_path: Path
+) -> None:
+    """What ``site.yml`` does on a code or configuration change: new files, then a reload."""
+    tree = tmp_path / "rendered"
+    shutil.copytree(rendered_root / "shield_orchestrator", tree / "shield_orchestrator",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    python_path = os.pathsep.join([str(tree), *env["PYTHONPATH"].split(os.pathsep)[1:]])
+    body = b"x" * 2048  # not JSON: 422 under the rendered limit, 413 above the new one
+    headers = {**HEADERS, **{f"x-filler-{i}": "1" for i in range(30)}}
+    with running_service(env | {"PYTHONPATH": python_path}, tmp_path) as service:
+        old = await service.started(PROCESSES)
+        async with httpx.AsyncClient(base_url=service.base, timeout=10) as client:
+            assert (await client.post("/lightrag/ingest-async", content=body, headers=headers)
+                    ).status_code == 422  # fmt: skip
+            config = tree / "shield_orchestrator" / "api" / "config.py"
+            text = config.read_text()
+            for name, value in (("MAX_BODY_BYTES", 1024), ("MAX_HEADERS", 20)):
+                text, n = re.subn(rf"^{name} = \d+", f"{name} = {value}", text, flags=re.M)
+                assert n == 1, name
+            config.write_text(text)
+            service.proc.send_signal(signal.SIGHUP)
+            await service.started(2 * PROCESSES)
+            await service.gone(old)
+            for _ in range(2 * PROCESSES):  # whichever process answers
+                answer = await client.post("/lightrag/ingest-async", content=body, headers=HEADERS)
+                assert answer.status_code == 413, answer.text
+                assert "1024" in answer.text
+                refused = await client.get("/jobs", headers=headers)
+                assert refused.status_code == 431
+                assert (await client.get("/jobs", headers=HEADERS)).status_code == 200
+        assert service.proc.poll() is None  # the main process stayed

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
+
 import tests_common as tc
 
 testinfra_hosts = tc.hosts_in("orchestrator_api")
@@ -120,3 +124,82 @@ def test_lightrag_graph_is_in_the_default_storages(host):
         collections = host.run("ls %s/milvus.db/collections", lightrag_dir)
         assert collections.rc == 0, collections.stderr
         assert len([c for c in collections.stdout.split() if c.startswith("default_")]) >= 3
+
+
+# --- the API's processes (issue 18) -----------------------------------------------------------
+APP_PYTHON = "/opt/shield-orchestrator/venv/bin/python"  # orchestrator_base_dir's default
+API_CONFIG = "/opt/shield-orchestrator/app/shield_orchestrator/api/config.py"
+METRICS_DIR = "/run/shield-orchestrator-api"  # the unit's RuntimeDirectory (multiprocess files)
+HEALTH_200 = {"route": "/health", "method": "GET", "status": "200"}
+# Each process's own count of GET /health 200s, from its own counter file alone (the app's
+# venv has prometheus-client); one "pid count" line per file.
+_PER_PROCESS = r"""
+import glob, json, shutil, sys, tempfile
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+for path in sorted(glob.glob(sys.argv[1] + "/counter_*.db")):
+    alone = tempfile.mkdtemp()
+    shutil.copy(path, alone)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=alone)
+    count = registry.get_sample_value("shield_api_requests_total", json.loads(sys.argv[2])) or 0
+    print(path.rsplit("_", 1)[1][: -len(".db")], int(count))
+"""
+# Bursts of concurrent GET /health, each on a new connection (so that any process may take it).
+_BURSTS = r"""
+import sys, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+def get(_):
+    with urllib.request.urlopen(sys.argv[1], timeout=30) as r:
+        return r.status
+with ThreadPoolExecutor(max_workers=30) as pool:
+    for _ in range(int(sys.argv[2])):
+        assert set(pool.map(get, range(30))) == {200}
+"""
+
+
+def _api_children(host) -> set[str]:
+    """The API's serving processes: the main process's children running spawn_main."""
+    main = tc.unit_properties(host, tc.API_UNIT, ["MainPID"])["MainPID"]
+    return set(host.check_output(f"pgrep -P {main} -f spawn_main").split())
+
+
+def _per_process_health(host) -> dict[str, int]:
+    args = " ".join(shlex.quote(a) for a in (_PER_PROCESS, METRICS_DIR, json.dumps(HEALTH_200)))
+    out = host.check_output(f"{APP_PYTHON} -c {args}")
+    return {pid: int(n) for pid, n in (line.split() for line in out.splitlines())}
+
+
+def _scraped_health(host, key: str) -> float:
+    status, text = tc.http(host, "GET", "/metrics", key)
+    assert status == 200, text
+    labels = '{method="GET",route="/health",status="200"}'
+    for line in str(text).splitlines():
+        if line.startswith("shield_api_requests_total") and all(
+            f'{k}="{v}"' in line for k, v in HEALTH_200.items()
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no shield_api_requests_total{labels} in /metrics")
+
+
+def test_api_runs_its_processes_and_metrics_sum_them(host):
+    """orchestrator_api_processes (api/config.py's PROCESSES) children of the unit's main
+    process serve on the one port, each writes its own multiprocess counter file, and /metrics
+    (whichever process answers) sums them: the GET /health 200s it counts grow by the requests
+    sent, served by more than one process."""
+    config = host.file(API_CONFIG).content_string
+    wanted = re.search(r"^PROCESSES = (\d+)", config, re.MULTILINE)
+    assert wanted, f"no PROCESSES line in {API_CONFIG}"
+    children = _api_children(host)
+    assert len(children) == int(wanted.group(1)), children
+    key = tc.api_key(tc.environment_file(host))
+    before, per_before = _scraped_health(host, key), _per_process_health(host)
+    bursts = 10
+    url = f"http://127.0.0.1:{tc.API_PORT}/health"
+    host.check_output("python3 -c " + " ".join(shlex.quote(a) for a in (_BURSTS, url, str(bursts))))
+    per_after = _per_process_health(host)
+    assert _scraped_health(host, key) - before == bursts * 30
+    grew = {pid: n - per_before.get(pid, 0) for pid, n in per_after.items()}
+    assert sum(grew.values()) == bursts * 30, grew
+    assert {pid for pid, n in grew.items() if n} <= children, (grew, children)
+    assert len([n for n in grew.values() if n]) >= min(2, len(children)), grew

@@ -63,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc,
                   extra={"action": "api_start_failed"})  # fmt: skip
         return STARTUP_FAILURE
-    factory = processes.AppFactory(settings, defaults, args.log_level.upper())
+    # each child reads settings, ApiConfig and the bounds afresh: a reload applies them
+    factory = processes.AppFactory(log_level=args.log_level.upper())
     config = server_config(None, args.host, args.port, defaults)
+    config.rendered = True
     return processes.run_processes(factory, config, sock, args.processes, settings.api_metrics_dir)
 
 
@@ -80,7 +82,7 @@ def serve(app: FastAPI, host: str, port: int, sockets: list[socket.socket] | Non
 
 def server_config(
     app: FastAPI | None, host: str, port: int, api: ApiConfig | None = None
-) -> uvicorn.Config:
+) -> processes.PicklableConfig:
     """The uvicorn configuration of ``app`` (a create_app app: its ApiConfig sets the bounds
     unless ``api`` is given; ``app`` None: set later, run_processes gives its factory)."""
     api = api or app.state.config  # type: ignore[union-attr]

@@ -19,8 +19,12 @@ Signals to the main process (systemd sends them to it alone: ``KillMode=mixed``)
   requests and ends SSE streams within ``timeout_graceful_shutdown``), then the main process
   exits by the same signal, as a single uvicorn process does.
 - SIGHUP (``systemctl reload``): a rolling restart. For each child in turn a new one is
-  started (it imports the code and reads its files afresh) and, once it serves, the old one
-  is stopped gracefully; the socket stays open all along, so no request is refused. A new
+  started (it imports the code and reads its rendered modules afresh: settings, ApiConfig and
+  the connection bounds of the redeployed files, see :class:`AppFactory`) and, once it
+  serves, the old one is stopped gracefully; the socket stays open all along, so no request
+  is refused. What a reload cannot change: the listening address and port and the number of
+  processes (the main process's; the unit passes them, so a change restarts), the
+  environment (the EnvironmentFile: restart), and the main process's own code. A new
   child that does not serve within CHILD_START_TIMEOUT_S is killed and the restart abandoned
   (logged "was not ready in time"): the old children keep serving the old code.
 - SIGTTIN / SIGTTOU: one process more / fewer. A child that dies is replaced; a child that
@@ -47,7 +51,7 @@ from shield_orchestrator.api.app import create_app
 from shield_orchestrator.api.config import ApiConfig
 from shield_orchestrator.api.protocol import bounded_protocol
 from shield_orchestrator.logs import setup_logging
-from shield_orchestrator.settings import Settings
+from shield_orchestrator.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +63,22 @@ App = TypeVar("App")
 
 @dataclass(frozen=True)
 class AppFactory:
-    """Builds the API app in a child process (crosses the spawn boundary by pickle)."""
+    """Builds the API app in a child process (crosses the spawn boundary by pickle).
 
-    settings: Settings
-    config: ApiConfig
+    ``settings`` / ``config`` None (the service): the child reads them itself, from its own
+    fresh import of the rendered modules (settings.py, api/config.py) and the environment, so
+    that a process started by a reload applies a redeployed configuration, not the one the
+    main process read at its start (the environment is the main process's: an EnvironmentFile
+    change needs a restart)."""
+
+    settings: Settings | None = None
+    config: ApiConfig | None = None
     log_level: str = "INFO"
 
     def __call__(self) -> FastAPI:
         setup_logging(self.log_level)
-        return frozen(create_app(self.settings, self.config))
+        settings = self.settings if self.settings is not None else load_settings()
+        return frozen(create_app(settings, self.config or ApiConfig()))
 
 
 def frozen(app: App) -> App:
@@ -80,7 +91,13 @@ def frozen(app: App) -> App:
 
 class PicklableConfig(uvicorn.Config):
     """uvicorn.Config that crosses the spawn boundary to a child: its http protocol class
-    (made by bounded_protocol, not importable by name) travels as its three bounds."""
+    (made by bounded_protocol, not importable by name) travels as its three bounds.
+
+    With ``rendered`` set (the service), the child takes the connection bounds (header size,
+    count and time, keep-alive timeout, concurrency limit) from its own fresh ApiConfig
+    instead, as :class:`AppFactory` does the app's: a reload applies them too."""
+
+    rendered: bool = False
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -91,6 +108,11 @@ class PicklableConfig(uvicorn.Config):
     def __setstate__(self, state: dict[str, Any]) -> None:
         bounds = state.pop("_header_bounds")
         self.__dict__.update(state)
+        if self.rendered:
+            api = ApiConfig()
+            bounds = (api.max_header_bytes, api.max_headers, api.header_timeout_s)
+            self.timeout_keep_alive = api.keep_alive_timeout_s
+            self.limit_concurrency = api.limit_concurrency
         self.http = bounded_protocol(*bounds)
 
 
