@@ -60,6 +60,8 @@ from fastapi import FastAPI, Request, Response
 from bench import result
 from tests.support.servers import (
     LOOPBACK,
+    PostgresServer,
+    RedisServer,
     free_port,
     postgres_server,
     redis_server,
@@ -468,6 +470,15 @@ def benchmark(
     )
 
 
+def server_settings(rs: RedisServer, pg: PostgresServer) -> dict[str, Any]:
+    """The Settings fields that point the API at this run's servers (database DB)."""
+    return {
+        "redis_host": LOOPBACK, "redis_port": rs.port, "redis_password": rs.password,
+        "postgres_host": LOOPBACK, "postgres_port": pg.port, "postgres_db": DB,
+        "postgres_user": pg.user, "postgres_password": pg.password,
+    }  # fmt: skip
+
+
 def main() -> int:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
     rate = float(os.environ.get("BENCH_API_RATE", "100"))
@@ -477,11 +488,7 @@ def main() -> int:
     runs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {r[0]: [] for r in RUNS}
     with redis_server() as rs, postgres_server() as pg:
         asyncio.run(_migrate(pg.dsn("postgres"), pg.dsn(DB)))
-        settings = {
-            "redis_host": LOOPBACK, "redis_port": rs.port, "redis_password": rs.password,
-            "postgres_host": LOOPBACK, "postgres_port": pg.port, "postgres_db": DB,
-            "postgres_user": pg.user, "postgres_password": pg.password,
-        }  # fmt: skip
+        settings = server_settings(rs, pg)
         for round_no in range(1, rounds + 1):
             for label, mode, processes in RUNS:
                 procs = processes or n

@@ -36,6 +36,7 @@ MODULES = [
     ("scaling", "bench_scaling", "benchmarks"),  # 6. processes x pool sizes
     ("engines", "bench_engines", "engines"),  # engine-level saturation and offline
     ("api", "bench_api", "API"),  # 4. 202 latency at a fixed request rate
+    ("sse", "bench_sse", "API"),  # issue 18: 200 followers of one job's event stream
     ("vectors", "bench_vectors", "benchmarks"),  # issue 14: vector stores without pgvector
     ("growth", "bench_growth", "benchmarks"),  # issue 14: cost per chunk as the graph grows
 ]
