@@ -52,6 +52,7 @@ HEALTH = {"route": "/health", "method": "GET", "status": "200"}
 NO_KEY = {"route": "<unmatched>", "method": "GET", "status": "401"}  # refused before routing
 RATE = 100  # requests/s of the client loop
 MAX_REQUESTS = 6000  # the loop's bound, whatever happens (60 s at RATE)
+NEW_MAX_HEADERS = 10  # a redeployed bound: httpx's own 5 fields and the key pass, fillers not
 
 
 @dataclass
@@ -286,16 +287,22 @@ async def test_sighup_applies_the_redeployed_rendered_configuration(
     shutil.copytree(rendered_root / "shield_orchestrator", tree / "shield_orchestrator",
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     python_path = os.pathsep.join([str(tree), *env["PYTHONPATH"].split(os.pathsep)[1:]])
+    config = tree / "shield_orchestrator" / "api" / "config.py"
+    text = config.read_text()
+    rendered = {name: int(re.findall(rf"^{name} = (\d+)", text, flags=re.M)[0])
+                for name in ("MAX_BODY_BYTES", "MAX_HEADERS")}  # fmt: skip
+    assert rendered["MAX_BODY_BYTES"] > 2048
+    assert rendered["MAX_HEADERS"] > NEW_MAX_HEADERS + 2
     body = b"x" * 2048  # not JSON: 422 under the rendered limit, 413 above the new one
-    headers = {**HEADERS, **{f"x-filler-{i}": "1" for i in range(30)}}
+    # with httpx's 5 own fields, the key and Content-Length: 3 under the rendered bound
+    fillers = {f"x-filler-{i}": "1" for i in range(rendered["MAX_HEADERS"] - 10)}
+    headers = {**HEADERS, **fillers}
     with running_service(env | {"PYTHONPATH": python_path}, tmp_path) as service:
         old = await service.started(PROCESSES)
         async with httpx.AsyncClient(base_url=service.base, timeout=10) as client:
             assert (await client.post("/lightrag/ingest-async", content=body, headers=headers)
                     ).status_code == 422  # fmt: skip
-            config = tree / "shield_orchestrator" / "api" / "config.py"
-            text = config.read_text()
-            for name, value in (("MAX_BODY_BYTES", 1024), ("MAX_HEADERS", 20)):
+            for name, value in (("MAX_BODY_BYTES", 1024), ("MAX_HEADERS", NEW_MAX_HEADERS)):
                 text, n = re.subn(rf"^{name} = \d+", f"{name} = {value}", text, flags=re.M)
                 assert n == 1, name
             config.write_text(text)
