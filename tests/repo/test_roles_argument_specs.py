@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-ROLES = ["redis", "postgresql", "orchestrator", "orchestrator_workers"]
+ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "tasks" / "main.yml").is_file())
 TYPES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
 
 
@@ -76,9 +76,13 @@ def test_secrets_are_no_log(role: str) -> None:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_public_variables_carry_the_role_prefix(role: str) -> None:
-    prefix = {"postgresql": "postgresql_", "redis": "redis_"}.get(role, "orchestrator_")
-    if role == "orchestrator_workers":
-        prefix = "orchestrator_workers_"
+    prefix: str | tuple[str, ...] = {"postgresql": "postgresql_", "redis": "redis_"}.get(
+        role, "orchestrator_"
+    )
+    if role in ("orchestrator_workers", "orchestrator_indexer"):
+        prefix = role + "_"
+    if role == "temporal":  # its own knobs, and where the indexers (clients) connect
+        prefix = ("temporal_", "orchestrator_temporal_")
     odd = [n for n in _defaults(role) if not n.startswith(prefix)]
     assert not odd, f"roles/{role}/defaults/main.yml: public variables start with {prefix}: {odd}"
 

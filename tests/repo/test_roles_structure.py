@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-ROLES = ["redis", "postgresql", "orchestrator", "orchestrator_workers"]
+ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "tasks" / "main.yml").is_file())
 APP_ROLES = ["orchestrator", "orchestrator_workers"]
 
 

@@ -1,9 +1,10 @@
 """``python -m shield_orchestrator.indexing.worker``: one indexer process (a Temporal worker).
 
 It polls the ``repo-indexing`` task queue for the workflow and its activities. Redis and
-PostgreSQL come from the Settings (the EnvironmentFile); Temporal's address, the namespace
-and the mirror cache from the command line (not deployed yet: issue 16). Several processes,
-on one host or several, may poll the same queue.
+PostgreSQL come from the Settings (the EnvironmentFile); Temporal's address, the namespace,
+the mirror cache and the paths of the TLS client files (never their contents) from the
+command line (roles/orchestrator_indexer's unit). Several processes, on one host or
+several, may poll the same queue.
 
 Shutdown (SIGTERM or SIGINT only set an event)::
 
@@ -26,6 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 
 from shield_orchestrator.database.pool import create_pool
@@ -63,12 +65,33 @@ def build_worker(
     )
 
 
-async def serve(settings: Settings, args: argparse.Namespace) -> int:
+def tls_config(args: argparse.Namespace) -> TLSConfig | None:
+    """mTLS to an existing cluster from --tls-* file paths; None (plaintext) when none is given."""
+    if not (args.tls_cert or args.tls_ca or args.tls_server_name):
+        return None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ConfigError(
+            "--tls-key", str(args.tls_key or ""), "--tls-cert and --tls-key go together (mTLS)"
+        )
+
+    def read(path: Path | None) -> bytes | None:
+        return path.read_bytes() if path else None
+
+    return TLSConfig(
+        server_root_ca_cert=read(args.tls_ca),
+        domain=args.tls_server_name or None,
+        client_cert=read(args.tls_cert),
+        client_private_key=read(args.tls_key),
+    )
+
+
+async def serve(settings: Settings, args: argparse.Namespace, tls: TLSConfig | None = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)  # only sets an event
-    client = await Client.connect(args.temporal, namespace=args.namespace)
+    # plaintext unless --tls-* files were given
+    client = await Client.connect(args.temporal, namespace=args.namespace, tls=tls or False)
     redis = create_redis(settings, max_connections=8)
     db = await create_pool(settings, min_size=1, max_size=4)
     try:
@@ -100,16 +123,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--task-queue", default=TASK_QUEUE)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--graceful-shutdown-s", type=float, default=GRACEFUL_SHUTDOWN_S)
+    parser.add_argument("--tls-cert", type=Path, help="client certificate (PEM file)")
+    parser.add_argument("--tls-key", type=Path, help="client private key (PEM file)")
+    parser.add_argument("--tls-ca", type=Path, help="CA of the server's certificate (PEM file)")
+    parser.add_argument("--tls-server-name", default="", help="name in the server's certificate")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     try:
         settings = load_settings()
-    except ConfigError as exc:
+        tls = tls_config(args)
+    except (ConfigError, OSError) as exc:
         log.error("%s", exc, extra={"action": "config_error"})
         return 2
     try:
-        return asyncio.run(serve(settings, args))
+        return asyncio.run(serve(settings, args, tls))
     except Exception:
         log.exception("indexer failed", extra={"action": "indexer_failed"})
         return 1

@@ -1,0 +1,83 @@
+"""Which of this host's indexer processes poll the task queue (roles/orchestrator_indexer validation).
+
+    <venv>/bin/python indexer_pollers.py --address HOST:PORT --namespace NS --task-queue Q \
+        --pid 1234 --pid 1240 [--tls-cert F --tls-key F --tls-ca F --tls-server-name N]
+
+A process's poller identity is the SDK's default, ``<pid>@<hostname>``: each process given by
+its systemd MainPID must appear among the pollers of both the workflow and the activity task
+queue. Prints one JSON line; exit 0 when every process polls both, 1 when one does not, 2
+when Temporal could not be asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+from pathlib import Path
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.service import TLSConfig
+
+KINDS = {
+    "workflow": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    "activity": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+}
+
+
+def tls(args: argparse.Namespace) -> TLSConfig | bool:
+    if not (args.tls_cert or args.tls_ca or args.tls_server_name):
+        return False
+    return TLSConfig(
+        server_root_ca_cert=args.tls_ca.read_bytes() if args.tls_ca else None,
+        domain=args.tls_server_name or None,
+        client_cert=args.tls_cert.read_bytes() if args.tls_cert else None,
+        client_private_key=args.tls_key.read_bytes() if args.tls_key else None,
+    )
+
+
+async def pollers(args: argparse.Namespace) -> dict[str, list[str]]:
+    client = await Client.connect(args.address, namespace=args.namespace, tls=tls(args))
+    out = {}
+    for kind, queue_type in KINDS.items():
+        reply = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=args.namespace,
+                task_queue=TaskQueue(name=args.task_queue),
+                task_queue_type=queue_type,
+            )
+        )
+        out[kind] = sorted(p.identity for p in reply.pollers)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--task-queue", required=True)
+    parser.add_argument("--pid", action="append", type=int, default=[])
+    parser.add_argument("--tls-cert", type=Path)
+    parser.add_argument("--tls-key", type=Path)
+    parser.add_argument("--tls-ca", type=Path)
+    parser.add_argument("--tls-server-name", default="")
+    args = parser.parse_args()
+    expected = [f"{pid}@{socket.gethostname()}" for pid in args.pid]
+    try:
+        seen = asyncio.run(pollers(args))
+    except Exception as exc:  # the message is the result: the task names the fix
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "expected": expected}))
+        return 2
+    missing = {k: [e for e in expected if e not in v] for k, v in seen.items()}
+    ok = not any(missing.values()) and bool(expected)
+    print(json.dumps({"expected": expected, "pollers": seen, "missing": missing, "ok": ok}))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
