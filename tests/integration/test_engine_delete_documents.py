@@ -3,8 +3,8 @@ same JobRegistry.create as ingestion, executed by the workspace's owning process
 
 Real parts: redis-server, PostgreSQL (jobs and LightRAG's KV, doc status and graph storages:
 the default ``orchestrator_engine_storage: postgres``), a WorkerPool with the offline engine
-(the real LightRAG pipeline, no LLM). Vectors are in the file storage here (Milvus Lite's start
-is slow and its deletion is LightRAG's, not ours).
+(the real LightRAG pipeline, no LLM). Vectors: Milvus Lite (the default on Debian 12) in the
+pool test, the file storage elsewhere (Milvus Lite's start is slow).
 """
 
 from __future__ import annotations
@@ -29,14 +29,18 @@ TEXTS = [
 
 
 def offline_engine(
-    tmp_path: Path, postgres_srv: PostgresServer, database: str, workspace: str = WS
+    tmp_path: Path,
+    postgres_srv: PostgresServer,
+    database: str,
+    workspace: str = WS,
+    vectors: str = "file",
 ) -> Any:
-    """The offline engine on PostgreSQL storages (file vectors) for ``workspace``."""
+    """The offline engine on PostgreSQL storages (``vectors``: file or milvus) for ``workspace``."""
     from shield_orchestrator.engines.offline import OfflineEngine
 
     from tests.integration.test_engine_storages import _config
 
-    config = _config(tmp_path, postgres_srv, database, workspace=workspace, vector_storage="file")
+    config = _config(tmp_path, postgres_srv, database, workspace=workspace, vector_storage=vectors)
     return OfflineEngine(config)
 
 
@@ -97,7 +101,15 @@ async def stored(rag: Any, doc_id: str) -> dict[str, Any]:
     }
 
 
+async def entity_names(rag: Any, doc_id: str) -> set[str]:
+    """The entities LightRAG recorded for a document (its full_entities row)."""
+    row = await rag.full_entities.get_by_id(doc_id) or {}
+    return set(row.get("entity_names") or [])
+
+
+@pytest.mark.parametrize("vectors", ["file", "milvus"])
 async def test_a_document_deleted_through_the_pool_leaves_lightrag_and_a_redelete_succeeds(
+    vectors: str,
     tmp_path: Path,
     postgres_srv: PostgresServer,
     pg_database: str,
@@ -110,7 +122,7 @@ async def test_a_document_deleted_through_the_pool_leaves_lightrag_and_a_redelet
 
     registry = JobRegistry(redis_client, pg_pool, max_queue_pending=10_000,
                            idempotency_ttl_s=60)  # fmt: skip
-    engine = offline_engine(tmp_path, postgres_srv, pg_database)
+    engine = offline_engine(tmp_path, postgres_srv, pg_database, vectors=vectors)
     async with running_pool(redis_srv, engine=engine, db=pg_pool, timeout_s=60.0) as pool:
         with_delete_handler(pool)
         job = await _ingest(registry, TEXTS, "a")
@@ -118,6 +130,13 @@ async def test_a_document_deleted_through_the_pool_leaves_lightrag_and_a_redelet
         docs = [chunk_document_id(job, f"c{n:06d}") for n in (1, 2, 3)]
         before = [await stored(engine.rag, d) for d in docs]
         assert all(b["status"] == "processed" and b["full_doc"] and b["chunks"] for b in before)
+        for b in before:  # the chunks' vectors are there before the deletion
+            assert [v for v in await engine.rag.chunks_vdb.get_by_ids(b["chunk_ids"]) if v]
+        names = [await entity_names(engine.rag, d) for d in docs]
+        only_deleted = (names[0] | names[1]) - names[2]
+        assert only_deleted
+        assert all([await engine.rag.chunk_entity_relation_graph.has_node(n)
+                    for n in only_deleted])  # fmt: skip
 
         deletion = await _delete(registry, [[docs[0]], [docs[1]]])
         assert await _finished(registry, deletion) == "completed"
@@ -129,6 +148,11 @@ async def test_a_document_deleted_through_the_pool_leaves_lightrag_and_a_redelet
                 "status": None, "full_doc": False, "chunk_ids": [], "chunks": 0,
             }  # fmt: skip
             assert [c for c in await engine.rag.text_chunks.get_by_ids(old["chunk_ids"]) if c] == []
+            assert [v for v in await engine.rag.chunks_vdb.get_by_ids(old["chunk_ids"]) if v] == []
+        # entities only the deleted documents named left the graph; the kept one's stayed
+        graph = engine.rag.chunk_entity_relation_graph
+        assert not any([await graph.has_node(n) for n in only_deleted])
+        assert all([await graph.has_node(n) for n in names[2]])
         kept = await stored(engine.rag, docs[2])
         assert kept == before[2]  # the third document is untouched
 
