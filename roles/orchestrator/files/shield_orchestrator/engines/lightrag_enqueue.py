@@ -25,7 +25,17 @@ the enqueue calls and the engine's pipeline runs hold the gate *shared*, a delet
 *exclusive*: a waiting deletion stops new enqueue calls and pipeline runs, the running ones
 finish (the pipeline drains the documents already enqueued), the deletion runs on an idle
 pipeline, then enqueueing resumes. Deletions run one at a time (LightRAG refuses a second
-single deletion while one runs).
+single deletion while one runs). :func:`delete_documents` is that deletion::
+
+    for each doc id, one at a time: adelete_by_doc_id(doc_id, delete_llm_cache=False)
+      success   -> deleted (its chunks, vectors, graph contributions, doc status, full doc;
+                   entities shared with other documents are rebuilt from the kept cache)
+      not_found -> already gone: success too (a retried or repeated deletion)
+      not_allowed (pipeline busy / recovery required) -> EngineOverloaded (back off)
+      fail 409 (recovery anchors missing: the same call would refuse again)
+                -> PermanentChunkError; any other fail -> ChunkError (retried)
+
+The LLM cache is kept, so re-ingesting a changed file's unchanged functions costs no LLM call.
 """
 
 from __future__ import annotations
@@ -42,7 +52,12 @@ from lightrag import LightRAG
 from lightrag.parser.routing import resolve_chunk_options
 from lightrag.utils_pipeline import normalize_document_file_path
 
-from shield_orchestrator.engines.base import ChunkError
+from shield_orchestrator.engines.base import (
+    ChunkError,
+    EngineError,
+    EngineOverloaded,
+    PermanentChunkError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +114,33 @@ class PipelineGate:
             async with self._cond:
                 self._exclusive = False
                 self._cond.notify_all()
+
+
+async def delete_documents(
+    rag: LightRAG, gate: PipelineGate, doc_ids: tuple[str, ...]
+) -> tuple[int, int]:
+    """Delete ``doc_ids`` one by one on the idle pipeline: (deleted, already gone)."""
+    deleted = absent = 0
+    async with gate.exclusive():
+        for doc_id in doc_ids:
+            result = await rag.adelete_by_doc_id(doc_id, delete_llm_cache=False)
+            if result.status == "success":
+                deleted += 1
+            elif result.status == "not_found":
+                absent += 1
+            else:
+                raise _deletion_error(doc_id, result.status, result.status_code, result.message)
+    return deleted, absent
+
+
+def _deletion_error(doc_id: str, status: str, code: int | None, message: str) -> EngineError:
+    """The pool decision for a deletion LightRAG did not do."""
+    text = f"LightRAG did not delete document {doc_id}: {status} ({code}): {message}"
+    if status == "not_allowed":  # pipeline busy, or recovery required: later
+        return EngineOverloaded(text)
+    if code == 409:  # recovery anchors missing: the same call refuses again
+        return PermanentChunkError(text)
+    return ChunkError(text)
 
 
 @dataclass(slots=True)

@@ -42,19 +42,10 @@ Reading every awaited document every 10 ms instead cost more CPU than the rest o
 How a deletion goes through LightRAG (a ``delete_document`` entry; the repository indexer
 sends them for removed and changed files):
 
-    delete(request)
-      take the pipeline gate exclusively (engines/lightrag_enqueue.PipelineGate): new enqueue
-        calls and pipeline runs wait, the running ones finish; LightRAG's pipeline is idle
-      for each doc id, one at a time: adelete_by_doc_id(doc_id, delete_llm_cache=False)
-        success   -> deleted (its chunks, vectors, graph contributions, doc status, full doc;
-                     entities shared with other documents are rebuilt from the kept cache)
-        not_found -> already gone: success too (a retried or repeated deletion)
-        not_allowed (pipeline busy / recovery required) -> EngineOverloaded (back off)
-        fail 409 (recovery anchors missing: the same call would refuse again)
-                  -> PermanentChunkError; any other fail -> ChunkError (retried)
-      release the gate: enqueueing and processing resume
-    The LLM cache is kept, so re-ingesting a changed file's unchanged functions costs no LLM
-    call.
+    delete(request) -> lightrag_enqueue.delete_documents: under the pipeline gate, held
+      exclusively (new enqueue calls and pipeline runs wait, the running ones finish),
+      adelete_by_doc_id(id, delete_llm_cache=False) for each id on the idle pipeline;
+      not_found is success (a retried deletion), not_allowed EngineOverloaded
 
 ``max_concurrency`` (the chunks the pool keeps in flight) is max_parallel_insert plus a
 backlog of as many again: LightRAG processes at most max_parallel_insert documents at once,
@@ -89,6 +80,7 @@ from shield_orchestrator.engines.config import EngineConfig
 from shield_orchestrator.engines.lightrag_enqueue import (
     DocumentEnqueuer,
     PipelineGate,
+    delete_documents,
     fail_future,
     status_rows,
 )
@@ -259,18 +251,7 @@ class LightRAGEngine:
     async def delete(self, request: DeleteInput) -> DeleteResult:
         """Delete the documents on an idle pipeline (see the module docstring)."""
         self._check_usable(request.workspace, "deletion")
-        rag = self.rag
-        deleted = absent = 0
-        async with self._gate.exclusive():
-            for doc_id in request.doc_ids:
-                result = await rag.adelete_by_doc_id(doc_id, delete_llm_cache=False)
-                if result.status == "success":
-                    deleted += 1
-                elif result.status == "not_found":
-                    absent += 1
-                else:
-                    raise _deletion_error(doc_id, result.status, result.status_code,
-                                          result.message)  # fmt: skip
+        deleted, absent = await delete_documents(self.rag, self._gate, request.doc_ids)
         log.info(
             "deletion %s/%s (%s): %d document(s) deleted, %d already gone",
             request.job_id, request.chunk_id, request.source_uri, deleted, absent,
@@ -438,16 +419,6 @@ class LightRAGEngine:
                     still_waiting = True
             if still_waiting and not pipeline.get("busy"):
                 self._wake.set()
-
-
-def _deletion_error(doc_id: str, status: str, code: int | None, message: str) -> EngineError:
-    """The pool decision for a deletion LightRAG did not do."""
-    text = f"LightRAG did not delete document {doc_id}: {status} ({code}): {message}"
-    if status == "not_allowed":  # pipeline busy, or recovery required: later
-        return EngineOverloaded(text)
-    if code == 409:  # recovery anchors missing: the same call refuses again
-        return PermanentChunkError(text)
-    return ChunkError(text)
 
 
 def _status(row: dict[str, Any]) -> str:
