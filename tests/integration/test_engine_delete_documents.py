@@ -259,3 +259,25 @@ async def _pipeline_status() -> Any:
     from lightrag.kg.shared_storage import get_namespace_data
 
     return await get_namespace_data("pipeline_status", workspace=WS)
+
+
+async def test_a_bad_delete_body_goes_to_the_dead_letter_naming_the_field(
+    pg_pool: Any, redis_client: Any, redis_srv: RedisServer
+) -> None:
+    """Through the real producer and pool (noop engine): an entry whose body names an invalid
+    doc id is malformed: dead-lettered at once (0 attempts, no engine call) with the field in
+    the error, while the job's good entry is deleted; the job ends completed_with_errors."""
+    from shield_orchestrator.services.job_failures import list_failures
+    from shield_orchestrator.services.job_registry import JobRegistry
+
+    registry = JobRegistry(redis_client, pg_pool, max_queue_pending=10_000,
+                           idempotency_ttl_s=60)  # fmt: skip
+    async with running_pool(redis_srv, db=pg_pool) as pool:
+        with_delete_handler(pool)
+        job = await _delete(registry, [["doc-good"], ["doc-ok", "not a doc id"]])
+        assert await _finished(registry, job) == "completed_with_errors"
+        (failure,) = await list_failures(registry.redis, registry.db, job)
+        assert failure.chunk_id == "c000002"
+        assert failure.error == "malformed: body.doc_ids[1] is not a document id"
+        assert failure.attempts == 0
+        assert dict(pool.engine.deletions) == {"doc-good": 1}
