@@ -1,12 +1,13 @@
-"""Which of this host's indexer processes poll the task queue (roles/orchestrator_indexer validation).
+"""Which of this host's indexers poll the task queue (roles/orchestrator_indexer validation).
 
     <venv>/bin/python indexer_pollers.py --address HOST:PORT --namespace NS --task-queue Q \
         --pid 1234 --pid 1240 [--tls-cert F --tls-key F --tls-ca F --tls-server-name N]
 
 A process's poller identity is the SDK's default, ``<pid>@<hostname>``: each process given by
 its systemd MainPID must appear among the pollers of both the workflow and the activity task
-queue. Prints one JSON line; exit 0 when every process polls both, 1 when one does not, 2
-when Temporal could not be asked.
+queue. Runs with the app venv's python (TLS is read as the indexers read it). Prints one JSON
+line; exit 0 when every process polls both, 1 when one does not, 2 when Temporal could not
+be asked.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import socket
 import sys
 from pathlib import Path
 
+from shield_orchestrator.indexing.worker import tls_config  # the indexers' own TLS reading
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.service import TLSConfig
 
 KINDS = {
     "workflow": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
@@ -30,19 +31,9 @@ KINDS = {
 }
 
 
-def tls(args: argparse.Namespace) -> TLSConfig | bool:
-    if not (args.tls_cert or args.tls_ca or args.tls_server_name):
-        return False
-    return TLSConfig(
-        server_root_ca_cert=args.tls_ca.read_bytes() if args.tls_ca else None,
-        domain=args.tls_server_name or None,
-        client_cert=args.tls_cert.read_bytes() if args.tls_cert else None,
-        client_private_key=args.tls_key.read_bytes() if args.tls_key else None,
-    )
-
-
 async def pollers(args: argparse.Namespace) -> dict[str, list[str]]:
-    client = await Client.connect(args.address, namespace=args.namespace, tls=tls(args))
+    tls = tls_config(args) or False
+    client = await Client.connect(args.address, namespace=args.namespace, tls=tls)
     out = {}
     for kind, queue_type in KINDS.items():
         reply = await client.workflow_service.describe_task_queue(
