@@ -2,6 +2,11 @@
 
 Each server lives in its own temporary directory and is stopped by PID when the session
 ends. PostgreSQL refuses to run as root, so as root it runs as the ``postgres`` system user.
+
+TLS (issue 20): ``issue_certificate`` runs the redis role's own issuing tasks
+(roles/redis/tasks/tls_issue.yml: openssl on the controller) against a CA directory; a server
+given those ``TlsFiles`` listens with TLS only (Redis: ``port 0`` + ``tls-port``; PostgreSQL:
+``ssl = on`` and ``hostssl`` instead of ``host`` in pg_hba.conf).
 """
 
 from __future__ import annotations
@@ -13,13 +18,53 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 LOOPBACK = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A server's TLS material: the CA certificate, its certificate and its key (paths)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def issue_certificate(ca_dir: Path, name: str, sans: list[str]) -> TlsFiles:
+    """Issue a server certificate for ``sans`` (``IP:127.0.0.1``, ``DNS:x``) with the role's tasks.
+
+    The CA in ``ca_dir`` is made on first use, as a deployment's first run makes it.
+    """
+    playbook = ca_dir.parent / f"issue-{name}.yml"
+    playbook.write_text(
+        yaml.safe_dump([{
+            "name": "Issue a test certificate", "hosts": "localhost", "connection": "local",
+            "gather_facts": False,
+            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+            "tasks": [{"name": "Issue", "ansible.builtin.include_role": {
+                "name": "redis", "tasks_from": "tls_issue.yml"}, "vars": {
+                "__tls_ca_dir": str(ca_dir), "__tls_name": name, "__tls_sans": sans}}],
+        }])
+    )  # fmt: skip
+    ansible = Path(sys.executable).parent / "ansible-playbook"
+    done = subprocess.run(
+        [str(ansible), "-i", "localhost,", str(playbook)],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"issuing {name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
+    [cert] = ca_dir.glob(f"{name}-*.crt")
+    return TlsFiles(ca=ca_dir / "ca.crt", cert=cert, key=ca_dir / f"{name}.key")
 
 
 def free_port() -> int:
@@ -59,6 +104,7 @@ class RedisServer:
     workdir: Path
     appendonly: bool = False
     proc: subprocess.Popen[bytes] | None = None
+    tls: TlsFiles | None = None  # TLS only: port 0, tls-port = port
 
     @property
     def url(self) -> str:
@@ -72,6 +118,12 @@ class RedisServer:
             "--dir", str(self.workdir), "--requirepass", self.password,
             "--maxmemory-policy", "noeviction", "--daemonize", "no", "--loglevel", "warning",
         ]  # fmt: skip
+        if self.tls is not None:
+            args += [
+                "--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls.cert),
+                "--tls-key-file", str(self.tls.key), "--tls-ca-cert-file", str(self.tls.ca),
+                "--tls-auth-clients", "optional",
+            ]  # fmt: skip
         with (self.workdir / "redis.log").open("ab") as log:  # the child keeps its own fd
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, 10, self.proc)
@@ -103,6 +155,7 @@ class PostgresServer:
     datadir: Path
     user: str = "shield_test"
     proc: subprocess.Popen[bytes] | None = None
+    tls: TlsFiles | None = None  # ssl = on, and TCP logins only over TLS (hostssl)
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}:{self.password}@{LOOPBACK}:{self.port}/{database}"
@@ -125,6 +178,26 @@ class PostgresServer:
              "--pwfile", str(pwfile), "--auth", "scram-sha-256", "-E", "UTF8", "--no-sync"],
             check=True, capture_output=True, **self._run_as(),  # type: ignore[arg-type]
         )  # fmt: skip
+        if self.tls is not None:
+            self._tls_only()
+
+    def _tls_only(self) -> None:
+        """``hostssl`` for every TCP line of pg_hba.conf, and a key only the server reads."""
+        assert self.tls is not None
+        hba = self.datadir / "pg_hba.conf"
+        lines = hba.read_text().splitlines()
+        hba.write_text("".join(
+            ("hostssl" + line[4:] if line.startswith("host ") else line) + "\n" for line in lines
+        ))  # fmt: skip
+        # copies the server user reads (the CA directory is 0700); the key 0600, as PostgreSQL wants
+        for src, dest in ((self.tls.key, "server.key"), (self.tls.cert, "server.crt"),
+                          (self.tls.ca, "ca.crt")):  # fmt: skip
+            path = self.datadir.parent / dest
+            shutil.copyfile(src, path)
+            path.chmod(0o600)
+            if os.geteuid() == 0:
+                pw = pwd.getpwnam("postgres")
+                os.chown(path, pw.pw_uid, pw.pw_gid)
 
     def start(self) -> None:
         args = [
@@ -133,6 +206,12 @@ class PostgresServer:
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
             "-c", "max_connections=200",
         ]  # fmt: skip
+        if self.tls is not None:
+            args += [
+                "-c", "ssl=on", "-c", f"ssl_cert_file={self.datadir.parent / 'server.crt'}",
+                "-c", f"ssl_key_file={self.datadir.parent / 'server.key'}",
+                "-c", f"ssl_ca_file={self.datadir.parent / 'ca.crt'}",
+            ]  # fmt: skip
         with (self.datadir.parent / "postgres.log").open("ab") as log:  # the child keeps its fd
             self.proc = subprocess.Popen(
                 args,
@@ -161,10 +240,10 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def redis_server(appendonly: bool = False) -> Iterator[RedisServer]:
+def redis_server(appendonly: bool = False, tls: TlsFiles | None = None) -> Iterator[RedisServer]:
     with tempfile.TemporaryDirectory(prefix="shield-redis-") as d:
         server = RedisServer(port=free_port(), password="redis-test-pw", workdir=Path(d),
-                             appendonly=appendonly)  # fmt: skip
+                             appendonly=appendonly, tls=tls)  # fmt: skip
         server.start()
         try:
             yield server
@@ -173,10 +252,12 @@ def redis_server(appendonly: bool = False) -> Iterator[RedisServer]:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server(tls: TlsFiles | None = None) -> Iterator[PostgresServer]:
     with tempfile.TemporaryDirectory(prefix="shield-pg-") as d:
         os.chmod(d, 0o755)  # noqa: S103 - the postgres user must traverse it
-        server = PostgresServer(port=free_port(), password="pg-test-pw", datadir=Path(d) / "data")
+        server = PostgresServer(
+            port=free_port(), password="pg-test-pw", datadir=Path(d) / "data", tls=tls
+        )
         server.init()
         server.start()
         try:

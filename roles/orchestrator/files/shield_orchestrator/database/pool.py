@@ -9,6 +9,11 @@ so the pool is given :func:`keep_session` as its ``reset`` (asyncpg >= 0.30,
 ``create_pool(reset=...)``). asyncpg still runs its own part of a release before that
 function: callbacks removed and, only if a transaction was left open, a ROLLBACK.
 tests/integration/test_api_processes_pool.py counts the round trips.
+
+TLS: with ``settings.postgres_tls`` every connection (pool, migrations) negotiates TLS with an
+``ssl.SSLContext`` (settings.tls_client_context) that verifies the chain against
+``settings.tls_ca_file`` and the host name (libpq's ``sslmode=verify-full``); asyncpg then
+never falls back to plaintext.
 """
 
 from __future__ import annotations
@@ -17,18 +22,21 @@ from typing import Any
 
 import asyncpg
 
-from shield_orchestrator.settings import Settings
+from shield_orchestrator.settings import Settings, tls_client_context
 
 
 def dsn_kwargs(settings: Settings) -> dict[str, Any]:
     """Connection keyword arguments for asyncpg (no secret is put in a URL or a log)."""
-    return {
+    kwargs: dict[str, Any] = {
         "host": settings.postgres_host,
         "port": settings.postgres_port,
         "database": settings.postgres_db,
         "user": settings.postgres_user,
         "password": settings.postgres_password,
     }
+    if settings.postgres_tls:
+        kwargs["ssl"] = tls_client_context(settings.tls_ca_file)
+    return kwargs
 
 
 async def keep_session(conn: Any) -> None:

@@ -94,6 +94,9 @@ def postgres_environment(config: EngineConfig) -> dict[str, str]:
         "POSTGRES_DATABASE": config.postgres_db,
         "POSTGRES_MAX_CONNECTIONS": str(config.postgres_pool_size),
         "POSTGRES_VECTOR_INDEX_TYPE": config.postgres_vector_index,
+        # TLS (settings.py): LightRAG builds a verify-full context from these; "" = plaintext
+        "POSTGRES_SSL_MODE": "verify-full" if config.postgres_tls else "",
+        "POSTGRES_SSL_ROOT_CERT": config.tls_ca_file if config.postgres_tls else "",
     }
 
 

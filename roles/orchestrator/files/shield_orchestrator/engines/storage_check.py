@@ -13,6 +13,7 @@ import asyncio
 
 from shield_orchestrator.engines import lightrag_setup, storage_guard
 from shield_orchestrator.engines.config import EngineConfig
+from shield_orchestrator.settings import tls_client_context
 
 # Created by PGKVStorage, PGDocStatusStorage and PGTableGraphStorage at initialise (1.5.7).
 POSTGRES_TABLES = (
@@ -37,6 +38,7 @@ async def _postgres_problems(config: EngineConfig) -> tuple[list[str], list[str]
         database=config.postgres_db,
         user=config.postgres_user,
         password=config.postgres_password,
+        ssl=tls_client_context(config.tls_ca_file) if config.postgres_tls else None,
     )
     try:
         if config.storage == "postgres":

@@ -1,6 +1,15 @@
-"""The Redis connection of a process, built from Settings (strings in, strings out)."""
+"""The Redis connection of a process, built from Settings (strings in, strings out).
+
+With ``settings.redis_tls`` the client speaks TLS (TLS 1.2 or later) and verifies the
+server: its certificate must chain to ``settings.tls_ca_file`` (the deployment's CA) and name
+the host the client dialled (``redis_host``); a failure is a ConnectionError, never a
+fallback to plaintext.
+"""
 
 from __future__ import annotations
+
+import ssl
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -13,6 +22,7 @@ def create_redis(settings: Settings, *, max_connections: int = 32) -> Redis:
     The caller owns it: ``await client.aclose()`` when done. No connection is opened here.
     """
     return Redis(
+        **tls_kwargs(settings),
         host=settings.redis_host,
         port=settings.redis_port,
         db=settings.redis_db,
@@ -25,3 +35,16 @@ def create_redis(settings: Settings, *, max_connections: int = 32) -> Redis:
         socket_keepalive=True,
         client_name="shield-orchestrator",
     )
+
+
+def tls_kwargs(settings: Settings) -> dict[str, Any]:
+    """redis-py's TLS arguments: verify the certificate chain and the host name, or nothing."""
+    if not settings.redis_tls:
+        return {}
+    return {
+        "ssl": True,
+        "ssl_ca_certs": settings.tls_ca_file,
+        "ssl_cert_reqs": "required",
+        "ssl_check_hostname": True,
+        "ssl_min_version": ssl.TLSVersion.TLSv1_2,
+    }
