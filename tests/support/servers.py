@@ -53,7 +53,8 @@ def issue_certificate(ca_dir: Path, name: str, sans: list[str]) -> TlsFiles:
             "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
             "tasks": [{"name": "Issue", "ansible.builtin.include_role": {
                 "name": "redis", "tasks_from": "tls_issue.yml"}, "vars": {
-                "__tls_ca_dir": str(ca_dir), "__tls_name": name, "__tls_sans": sans}}],
+                "__redis_tls_issue_dir": str(ca_dir), "__redis_tls_issue_name": name,
+                "__redis_tls_issue_sans": sans}}],
         }])
     )  # fmt: skip
     ansible = Path(sys.executable).parent / "ansible-playbook"

@@ -64,6 +64,16 @@ options:
     description: Socket timeout in seconds.
     type: float
     default: 5.0
+  tls:
+    description:
+      - Speak TLS (a Redis with C(tls-port)); the server's certificate must chain to I(ca_file)
+        and name I(host), else the module fails (never falls back to plaintext).
+    type: bool
+    default: false
+  ca_file:
+    description: CA certificate (PEM) the server's certificate is verified against when I(tls).
+    type: path
+    default: ""
 author:
   - shield-orchestrator maintainers
 attributes:
@@ -121,6 +131,7 @@ consumers:
 """
 
 import socket
+import ssl
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -132,8 +143,12 @@ class RespError(Exception):
 class RespClient:
     """The smallest RESP2 client: one connection, one command at a time."""
 
-    def __init__(self, host, port, timeout):
+    def __init__(self, host, port, timeout, ca_file=None):
         self._sock = socket.create_connection((host, port), timeout=timeout)
+        if ca_file is not None:  # TLS: verify the chain and the host name (redis-py's checks)
+            context = ssl.create_default_context(cafile=ca_file)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            self._sock = context.wrap_socket(self._sock, server_hostname=host)
         self._buf = b""
 
     def close(self):
@@ -192,7 +207,10 @@ def pairs(flat):
 
 
 def connect(params):
-    client = RespClient(params["host"], params["port"], params["timeout"])
+    ca_file = (params["ca_file"] or None) if params["tls"] else None
+    if params["tls"] and not ca_file:
+        raise ValueError("tls needs ca_file (the CA that signed the server's certificate)")
+    client = RespClient(params["host"], params["port"], params["timeout"], ca_file)
     try:
         if params["password"]:
             if params["username"]:
@@ -292,6 +310,8 @@ def main():
             state=dict(type="str", default="present", choices=["present", "absent"]),
             start_id=dict(type="str", default="0"),
             timeout=dict(type="float", default=5.0),
+            tls=dict(type="bool", default=False),
+            ca_file=dict(type="path", default=""),
         ),
         supports_check_mode=True,
     )
@@ -305,9 +325,12 @@ def main():
     except (OSError, ConnectionError) as exc:
         module.fail_json(
             msg="Cannot reach Redis at %s:%s: %s. Check that redis-server runs and listens there "
-            "(redis role: redis_bind_addresses) and that this host may connect."
+            "(redis role: redis_bind_addresses) and that this host may connect; with TLS, that its "
+            "certificate chains to ca_file and names the host (roles/redis: redis_tls_*)."
             % (module.params["host"], module.params["port"], exc)
         )
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
     module.exit_json(**result)
 
 
