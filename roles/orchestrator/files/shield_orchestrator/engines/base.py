@@ -11,6 +11,13 @@ errors the same way:
 - :class:`PermanentChunkError`: dead-lettered at once.
 - anything else: treated as a ChunkError (the pool never dies from a task's exception).
 
+A question about the workspace's graph (services/queries.py forwards it to the process serving
+the workspace) is a :class:`QueryInput`; ``engine.query`` answers a :class:`QueryResult` or
+raises PermanentChunkError for a query the engine refuses (bad input), anything else for a
+failure. QueryInput is a Protocol: services/queries.QueryRequest (the wire's request, which
+this package may not import) is one, so the worker hands ``engine.query`` to the query server
+as it is.
+
 No engine type from a library (LightRAG) crosses this interface.
 """
 
@@ -39,6 +46,8 @@ __all__ = [
     "EngineError",
     "EngineOverloaded",
     "PermanentChunkError",
+    "QueryInput",
+    "QueryResult",
 ]
 
 
@@ -88,6 +97,34 @@ class DeleteResult:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
+class QueryInput(Protocol):
+    """A question about one workspace's graph (services/queries.QueryRequest is one)."""
+
+    @property
+    def query(self) -> str: ...
+
+    @property
+    def workspace(self) -> str: ...
+
+    @property
+    def mode(self) -> str: ...  # LightRAG's: mix, local, global, hybrid, naive
+
+    @property
+    def only_need_context(self) -> bool: ...  # the retrieved context, no generated answer
+
+    @property
+    def top_k(self) -> int | None: ...  # entities/relations to retrieve; None: LightRAG's
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """An engine's answer to a QueryInput."""
+
+    text: str  # the answer, or the retrieved context when context_only
+    context_only: bool
+    label: str  # the engine's label: who answered and how (offline: no LLM)
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A processing engine. One instance per worker process, shared by its slots."""
@@ -101,5 +138,7 @@ class Engine(Protocol):
     async def process(self, chunk: ChunkInput) -> ChunkResult: ...
 
     async def delete(self, request: DeleteInput) -> DeleteResult: ...
+
+    async def query(self, q: QueryInput) -> QueryResult: ...
 
     async def close(self) -> None: ...

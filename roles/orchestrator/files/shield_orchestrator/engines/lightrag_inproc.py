@@ -47,6 +47,10 @@ sends them for removed and changed files):
       adelete_by_doc_id(id, delete_llm_cache=False) for each id on the idle pipeline;
       not_found is success (a retried deletion), not_allowed EngineOverloaded
 
+A query (``query``, forwarded by services/queries.py to the workspace's owner) is answered by
+this same instance, concurrently with the pipeline, as LightRAG Server does
+(engines/lightrag_query.py).
+
 ``max_concurrency`` (the chunks the pool keeps in flight) is max_parallel_insert plus a
 backlog of as many again: LightRAG processes at most max_parallel_insert documents at once,
 and a document that finishes is replaced at once from its own queue instead of after the
@@ -65,7 +69,7 @@ import redis.asyncio as aioredis
 from lightrag import LightRAG
 from lightrag.base import DocStatus
 
-from shield_orchestrator.engines import lightrag_setup
+from shield_orchestrator.engines import lightrag_query, lightrag_setup
 from shield_orchestrator.engines.base import (
     ChunkError,
     ChunkInput,
@@ -75,6 +79,8 @@ from shield_orchestrator.engines.base import (
     EngineError,
     EngineOverloaded,
     PermanentChunkError,
+    QueryInput,
+    QueryResult,
 )
 from shield_orchestrator.engines.config import EngineConfig
 from shield_orchestrator.engines.lightrag_enqueue import (
@@ -107,6 +113,7 @@ class LightRAGEngine:
 
     name = "lightrag"
     label = "LightRAG in-process (LLM over Ollama)"
+    has_llm = True  # writes query answers (the offline engine returns the context instead)
 
     def __init__(self, config: EngineConfig, *, rag: LightRAG | None = None) -> None:
         self.config = config
@@ -258,6 +265,11 @@ class LightRAGEngine:
             extra={"action": "engine.deleted", "engine": self.name},
         )  # fmt: skip
         return DeleteResult(deleted, absent, {"engine": self.name, "label": self.label})
+
+    async def query(self, q: QueryInput) -> QueryResult:
+        """Answer from this engine's LightRAG instance (engines/lightrag_query.py)."""
+        self._check_usable(q.workspace, "query")
+        return await lightrag_query.ask(self.rag, q, self.label, offline=not self.has_llm)
 
     def _check_usable(self, workspace: str, what: str) -> None:
         if self._failure is not None:

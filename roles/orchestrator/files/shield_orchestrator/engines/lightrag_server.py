@@ -11,6 +11,14 @@ Routes used (lightrag/api/routers/document_routes.py in lightrag-hku 1.5.7), wit
          "doc_id"}; 422 empty or repeated ids
     GET  /documents/pipeline_status              -> {"busy", "job_name", "latest_message",
          "history_messages", ...}
+    POST /query {"query", "mode", "only_need_context", "top_k"?, "include_references": false}
+         -> 200 {"response", "references", "response_time", "llm_generated"}; 422 an empty or
+         too short query (query_routes.QueryRequest), 500 the query failed
+         (lightrag/api/routers/query_routes.py)
+
+A query (``query``) asks the server's one graph: a 422 is the query's fault (QueryRejected at
+the API), anything else a failure. The server has no per-request workspace: it answers from
+the graph it serves.
 
 The text is indexed by a background task on the server, so the track may list no document for
 a moment; we poll until every listed document is ``processed`` or ``failed``.
@@ -67,6 +75,8 @@ from shield_orchestrator.engines.base import (
     EngineError,
     EngineOverloaded,
     PermanentChunkError,
+    QueryInput,
+    QueryResult,
 )
 from shield_orchestrator.engines.config import EngineConfig
 
@@ -198,6 +208,20 @@ class LightRAGServerEngine:
             raise ChunkError(f"LightRAG Server delete: unexpected answer: {answer}")
         final = await self._wait_deleted()
         return deletion_result(request.doc_ids, final, self._detail())
+
+    async def query(self, q: QueryInput) -> QueryResult:
+        body: dict[str, Any] = {"query": q.query, "mode": q.mode, "include_references": False,
+                                "only_need_context": q.only_need_context}  # fmt: skip
+        if q.top_k is not None:
+            body["top_k"] = q.top_k
+        response = await self._send("POST", "/query", "query", json=body)
+        if response.status_code in (400, 422):
+            raise PermanentChunkError(f"LightRAG Server refuses the query: {response.text[:300]}")
+        if response.status_code >= 400:
+            raise ChunkError(f"LightRAG Server query: HTTP {response.status_code}: "
+                             f"{response.text[:300]}")  # fmt: skip
+        answer = self._json(response, "query")
+        return QueryResult(str(answer.get("response") or ""), q.only_need_context, self.label)
 
     async def _wait_deleted(self) -> dict[str, Any]:
         """Poll pipeline_status until the deletion job has released the pipeline; its status."""

@@ -10,6 +10,8 @@ pool (they are ignored by every other engine):
 
 ``delete`` stores nothing either: it counts each doc id it was asked to delete (``deletions``)
 and reports the ids it saw before as already gone, as an idempotent engine does.
+
+``query`` has no graph to ask: it answers that, naming itself (and counts the questions).
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ from shield_orchestrator.engines.base import (
     DeleteResult,
     EngineOverloaded,
     PermanentChunkError,
+    QueryInput,
+    QueryResult,
 )
+
+NO_GRAPH = "noop engine: no graph (it stores nothing; deploy the offline or lightrag engine)"
 
 
 class NoopEngine:
@@ -37,6 +43,7 @@ class NoopEngine:
         self.max_concurrency = max_concurrency
         self.calls: Counter[tuple[str, str]] = Counter()  # (job_id, chunk_id) -> process calls
         self.deletions: Counter[str] = Counter()  # doc id -> delete calls naming it
+        self.queries: Counter[str] = Counter()  # workspace -> queries answered
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -65,6 +72,10 @@ class NoopEngine:
         seen = sum(1 for doc_id in request.doc_ids if self.deletions[doc_id])
         self.deletions.update(request.doc_ids)
         return DeleteResult(len(request.doc_ids) - seen, seen, {"engine": self.name})
+
+    async def query(self, q: QueryInput) -> QueryResult:
+        self.queries[q.workspace] += 1
+        return QueryResult(NO_GRAPH, q.only_need_context, self.label)
 
 
 def _fail(directive: str, call: int) -> None:
