@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,11 @@ from tests.support.servers import (
 )
 
 pytestmark = pytest.mark.integration
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collections"))
+from ansible_collections.shield.orchestrator.plugins.modules import (  # noqa: E402
+    redis_stream_group,
+)
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +169,23 @@ async def test_engine_redis_url_verifies_the_server(
             await client.ping()
     finally:
         await client.aclose()
+
+
+def test_redis_stream_group_module_verifies_the_server(
+    tls_redis: RedisServer, tls_files: TlsFiles, other_ca: Path
+) -> None:
+    """The deployment's own probe (workers validate, rolling restart) speaks TLS and verifies."""
+    params = {
+        "host": LOOPBACK, "port": tls_redis.port, "db": 0, "username": "",
+        "password": tls_redis.password, "stream": "shield:tls-probe", "group": "g",
+        "state": "present", "start_id": "0", "timeout": 5.0, "tls": True,
+    }  # fmt: skip
+    result = redis_stream_group.run({**params, "ca_file": str(tls_files.ca)}, check_mode=True)
+    assert result["exists"] is False
+    with pytest.raises(ssl.SSLCertVerificationError):
+        redis_stream_group.run({**params, "ca_file": str(other_ca)}, check_mode=True)
+    with pytest.raises(ConnectionError):  # plaintext to the TLS-only port: reset or closed
+        redis_stream_group.run({**params, "tls": False}, check_mode=True)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------

@@ -207,8 +207,9 @@ def pairs(flat):
 
 
 def connect(params):
-    ca_file = (params["ca_file"] or None) if params["tls"] else None
-    if params["tls"] and not ca_file:
+    tls = params.get("tls", False)
+    ca_file = (params.get("ca_file") or None) if tls else None
+    if tls and not ca_file:
         raise ValueError("tls needs ca_file (the CA that signed the server's certificate)")
     client = RespClient(params["host"], params["port"], params["timeout"], ca_file)
     try:
