@@ -22,15 +22,15 @@ from typing import Any
 import pytest
 from shield_orchestrator import keys
 from shield_orchestrator.engines.noop import NO_GRAPH, NoopEngine
-from shield_orchestrator.services import queries
+from shield_orchestrator.services import queries, query_server
 from shield_orchestrator.services.queries import (
     QueryFailed,
     QueryRejected,
     QueryRequest,
     QueryTimeout,
-    serve_queries,
     submit_query,
 )
+from shield_orchestrator.services.query_server import serve_queries
 
 from tests.support.servers import PostgresServer
 
@@ -155,12 +155,12 @@ async def test_an_expired_request_is_dropped_unanswered(redis_client: Any) -> No
 
 async def test_a_dead_servers_pending_request_is_swept(redis_client: Any) -> None:
     stream = keys.query_stream("ws")
-    await queries.ensure_group(redis_client, "ws")
+    await query_server.ensure_group(redis_client, "ws")
     await redis_client.xadd(stream, queries.encode_request(QueryRequest("q", "ws", id="x")))
     # a server read it and died before answering
     await redis_client.xreadgroup(keys.CONSUMER_GROUP, "dead:1", {stream: ">"}, count=1)
     assert (await redis_client.xpending(stream, keys.CONSUMER_GROUP))["pending"] == 1
-    assert await queries.sweep(redis_client, "ws", "host:1", idle_s=0) == 1
+    assert await query_server.sweep(redis_client, "ws", "host:1", idle_s=0) == 1
     assert (await redis_client.xpending(stream, keys.CONSUMER_GROUP))["pending"] == 0
     assert await redis_client.xlen(stream) == 0
 

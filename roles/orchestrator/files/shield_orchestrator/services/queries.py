@@ -10,7 +10,7 @@ too: ``aquery`` flushes its LLM cache).
 
 Request/reply::
 
-    API (submit_query)                                   worker (serve_queries, per workspace)
+    API (submit_query, here)                 worker (query_server.serve_queries, per workspace)
       XADD keys.query_stream(ws) MAXLEN ~ {v, id, body}  ->  XREADGROUP BLOCK (group
       BLPOP keys.query_reply(id) timeout                     keys.CONSUMER_GROUP): answer(request)
         <- one JSON reply                                <-  MULTI: LPUSH + EXPIRE reply,
@@ -27,36 +27,36 @@ Request/reply::
 - No process serving the workspace (no owner yet, all down): the request waits on the stream
   until the client's timeout, which then deletes it; MAXLEN ~ bounds what is left behind.
 
-Costs (measured, ARCHITECTURE.md "Queries"): the API spends two round trips (XADD, BLPOP) and
-the server two (XREADGROUP, one MULTI), so the forwarding adds about a millisecond to what the
-engine spends answering.
+This module is the contract (request and reply encoding, errors) and the API's side;
+services/query_server.py is the worker's. Costs (measured, ARCHITECTURE.md "Queries"): the
+API spends two round trips (XADD, BLPOP), the server two (XREADGROUP, one MULTI): a forwarded
+query takes ~0.6 ms on the loopback plus what the engine spends answering.
 
 Errors (their tree; the API maps them, api/routes/query.py)::
 
     ShieldError
     └── QueryError          services/queries.py
         ├── QueryTimeout    no process serving the workspace answered in time (504)
-        ├── QueryRejected   the engine refused the query text (422)
+        ├── QueryRejected   the engine refused the query text (422): it raised
+        │                   PermanentChunkError
         └── QueryFailed     the engine failed answering it (502)
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from shield_orchestrator import keys
-from shield_orchestrator.errors import MalformedMessage, PermanentChunkError, ShieldError
+from shield_orchestrator.errors import MalformedMessage, ShieldError
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,6 @@ DEFAULT_TIMEOUT_S = 60.0  # how long the API waits for an answer unless the requ
 MAX_TIMEOUT_S = 600.0  # the longest a client may wait; older pending requests are swept
 STREAM_MAXLEN = 1000  # approximate cap of a workspace's request stream (XADD MAXLEN ~)
 REPLY_TTL_MARGIN_S = 5  # a reply outlives the client's deadline by this much, then expires
-SERVE_CONCURRENCY = 4  # queries one server answers at once per workspace
-SWEEP_PERIOD_S = 60.0  # how often a server drops the pending requests of dead servers
 _REDIS_ERRORS = (RedisError, OSError)
 
 
@@ -245,232 +243,3 @@ async def submit_query(
             "shieldctl workspaces)"
         )
     return parse_reply(str(popped[1]))
-
-
-# --- the worker side ---------------------------------------------------------------------------
-
-AnswerFunc = Callable[[QueryRequest], Awaitable[Answer]]
-Running = dict[asyncio.Task[None], tuple[str, QueryRequest | None]]  # task -> entry, request
-
-
-async def ensure_group(redis: Redis, workspace: str) -> None:
-    """The workspace's request stream and its group (from the first entry: queued requests
-    are read, and dropped when already expired)."""
-    try:
-        await redis.xgroup_create(
-            keys.query_stream(workspace), keys.CONSUMER_GROUP, "0", mkstream=True
-        )
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-
-
-async def serve_queries(
-    redis: Redis,
-    workspace: str,
-    consumer: str,
-    answer: AnswerFunc,
-    stop: asyncio.Event,
-    *,
-    concurrency: int = SERVE_CONCURRENCY,
-    block_ms: int = 1000,
-    grace_s: float = 5.0,
-) -> None:
-    """Answer the workspace's queries with ``answer`` until ``stop`` is set.
-
-    Up to ``concurrency`` answers at once. Redis errors are logged and retried; an answer that
-    raises is replied as an error. At stop: reading stops, answers in progress get ``grace_s``,
-    the rest are cancelled and replied as failed.
-    """
-    stream = keys.query_stream(workspace)
-    running: Running = {}
-    next_sweep = 0.0
-    group_ready = False
-    while not stop.is_set():
-        try:
-            if not group_ready:
-                await ensure_group(redis, workspace)
-                group_ready = True
-            if time.monotonic() >= next_sweep:
-                await sweep(redis, workspace, consumer)
-                next_sweep = time.monotonic() + SWEEP_PERIOD_S
-            if len(running) >= concurrency:
-                await asyncio.wait(
-                    list(running), return_when=asyncio.FIRST_COMPLETED, timeout=block_ms / 1000
-                )
-                continue
-            read: Any = await redis.xreadgroup(
-                keys.CONSUMER_GROUP,
-                consumer,
-                {stream: ">"},
-                count=concurrency - len(running),
-                block=block_ms,
-            )
-        except _REDIS_ERRORS as exc:
-            group_ready = not (isinstance(exc, ResponseError) and "NOGROUP" in str(exc))
-            log.warning(
-                "queries of workspace %r: redis: %r; retrying",
-                workspace,
-                exc,
-                extra={"action": "query_server_redis_error"},
-            )
-            await _sleep_or_stop(stop, 1.0)
-            continue
-        for _, entries in read or []:
-            for entry_id, fields in entries:
-                _start(redis, consumer, workspace, answer, entry_id, fields, running)
-    await _stop_running(redis, consumer, workspace, running, grace_s)
-
-
-def _start(
-    redis: Redis,
-    consumer: str,
-    workspace: str,
-    answer: AnswerFunc,
-    entry_id: str,
-    fields: Mapping[str, str],
-    running: Running,
-) -> None:
-    stream = keys.query_stream(workspace)
-    try:
-        request = parse_request(fields)
-    except MalformedMessage as exc:
-        log.warning(
-            "queries of workspace %r: dropped entry %s: %s",
-            workspace,
-            entry_id,
-            exc,
-            extra={"action": "query_malformed"},
-        )
-        task = asyncio.create_task(_ack(redis, stream, entry_id))
-        running[task] = (entry_id, None)
-        task.add_done_callback(lambda t: running.pop(t, None))
-        return
-    task = asyncio.create_task(
-        _answer_one(redis, consumer, stream, entry_id, request, answer),
-        name=f"query-{request.id}",
-    )
-    running[task] = (entry_id, request)
-    task.add_done_callback(lambda t: running.pop(t, None))
-
-
-async def _answer_one(
-    redis: Redis,
-    consumer: str,
-    stream: str,
-    entry_id: str,
-    request: QueryRequest,
-    answer: AnswerFunc,
-) -> None:
-    left = request.deadline - time.time()
-    if left <= 0:  # its client stopped waiting: answering would only cost the engine
-        log.info(
-            "query %s: expired before it was read; dropped",
-            request.id,
-            extra={"action": "query_expired"},
-        )
-        await _ack(redis, stream, entry_id)
-        return
-    started = time.perf_counter()
-    result: Answer | None = None
-    error: QueryError | None = None
-    try:
-        result = await asyncio.wait_for(answer(request), left)
-    except TimeoutError:
-        error = QueryFailed(f"the engine took longer than the client's {left:.1f} s")
-    except PermanentChunkError as exc:
-        error = QueryRejected(str(exc))
-    except Exception as exc:  # the loop never dies from an answer
-        error = QueryFailed(f"{type(exc).__name__}: {exc}")
-    ms = 1000 * (time.perf_counter() - started)
-    log.info(
-        "query %s on workspace %r (%s): %s in %.1f ms",
-        request.id,
-        request.workspace,
-        request.mode,
-        "answered" if error is None else f"failed: {error}",
-        ms,
-        extra={"action": "query_answered" if error is None else "query_failed"},
-    )
-    await _reply(
-        redis, stream, entry_id, request, encode_reply(request.id, consumer, result, error, ms)
-    )
-
-
-async def _reply(
-    redis: Redis, stream: str, entry_id: str, request: QueryRequest, reply: str
-) -> None:
-    """One MULTI: the reply (with a TTL past the client's deadline), XACK, XDEL."""
-    ttl = max(int(request.deadline - time.time()), 0) + REPLY_TTL_MARGIN_S
-    key = keys.query_reply(request.id)
-    try:
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.lpush(key, reply)
-            pipe.expire(key, ttl)
-            pipe.xack(stream, keys.CONSUMER_GROUP, entry_id)
-            pipe.xdel(stream, entry_id)
-            await pipe.execute()
-    except _REDIS_ERRORS as exc:  # the client times out; the sweep drops the entry
-        log.warning(
-            "query %s: reply not written: %r",
-            request.id,
-            exc,
-            extra={"action": "query_reply_failed"},
-        )
-
-
-async def _ack(redis: Redis, stream: str, entry_id: str) -> None:
-    with contextlib.suppress(*_REDIS_ERRORS):
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.xack(stream, keys.CONSUMER_GROUP, entry_id)
-            pipe.xdel(stream, entry_id)
-            await pipe.execute()
-
-
-async def sweep(
-    redis: Redis, workspace: str, consumer: str, idle_s: float = MAX_TIMEOUT_S + 5, count: int = 100
-) -> int:
-    """XACK + XDEL requests pending longer than any client waits (their server died)."""
-    stream = keys.query_stream(workspace)
-    idle_ms = int(1000 * idle_s)
-    reply = await redis.xautoclaim(
-        stream, keys.CONSUMER_GROUP, consumer, idle_ms, "0-0", count=count, justid=True
-    )
-    stale = [str(i) for i in reply]  # redis-py keeps only the claimed ids with JUSTID
-    if stale:
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.xack(stream, keys.CONSUMER_GROUP, *stale)
-            pipe.xdel(stream, *stale)
-            await pipe.execute()
-        log.info(
-            "queries of workspace %r: dropped %d requests of dead servers",
-            workspace,
-            len(stale),
-            extra={"action": "query_swept"},
-        )
-    return len(stale)
-
-
-async def _stop_running(
-    redis: Redis, consumer: str, workspace: str, running: Running, grace_s: float
-) -> None:
-    """Answers in progress get ``grace_s``; the rest are cancelled and replied as failed."""
-    if not running:
-        return
-    tasks = dict(running)
-    _, late = await asyncio.wait(list(tasks), timeout=grace_s)
-    for task in late:
-        task.cancel()
-    for task in late:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        entry_id, request = tasks[task]
-        if request is not None:
-            error = QueryFailed(f"the worker serving workspace {workspace!r} stopped; retry")
-            reply = encode_reply(request.id, consumer, None, error, 0.0)
-            await _reply(redis, keys.query_stream(workspace), entry_id, request, reply)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
