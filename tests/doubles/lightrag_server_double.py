@@ -20,6 +20,12 @@ Speaks the routes the ``lightrag_server`` engine uses, as lightrag-hku 1.5.7 ser
     GET /documents/pipeline_status  X-API-Key
         200 {"busy", "job_name", "job_start", "docs", "batchs", "cur_batch", "latest_message",
              "history_messages", "update_status", "recovery_required", ...}
+    POST /query  X-API-Key, {"query", "mode"?, "only_need_context"?, "top_k"?, ...}
+        200 {"response", "references", "response_time", "llm_generated"}
+        422 {"detail": [...]} an empty query, a RAG query under 3 characters, a bad mode/top_k
+        500 {"detail": "Internal server error (error_id: ...)"}   (fail_query_next)
+        (lightrag/api/routers/query_routes.py; the context is the stored texts sharing a word
+        with the query, the answer "double answer: ..." over it; ``queries`` records the bodies)
 
 A deletion is refused with ``busy`` ("Pipeline is busy with another operation.") while a
 document is enqueued or processing or another deletion runs; else it runs for ``delete_s`` as
@@ -125,6 +131,8 @@ class LightRAGServerDouble:
     deletion_ends: float = 0.0  # monotonic
     job_name: str = "Default Job"
     history: list[str] = field(default_factory=list)
+    fail_query_next: list[int] = field(default_factory=list)
+    queries: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -365,6 +373,45 @@ class LightRAGServerDouble:
             }
         )
 
+    async def query(self, request: Request) -> JSONResponse:
+        self.calls["query"] += 1
+        if (refused := self._auth(request)) is not None:
+            return refused
+        if self.fail_query_next:
+            return self._injected(self.fail_query_next.pop(0))
+        body = await request.json()
+        self.queries.append(body)
+        text = str(body.get("query") or "").strip()
+        mode = body.get("mode", "mix")
+        top_k = body.get("top_k")
+        if not text:
+            return _validation_error("query", "Query must not be empty.", body.get("query"))
+        if mode not in ("local", "global", "hybrid", "naive", "mix", "bypass"):
+            return _validation_error("mode", "Input should be 'local', ...", mode)
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            return _validation_error("top_k", "Input should be greater than or equal to 1", top_k)
+        if mode != "bypass" and len(text) < 3:  # validate_rag_query (a CJK character counts 2)
+            return _validation_error("query", "RAG query is too short. Enter at least 3 "
+                                     "English characters ...", text)  # fmt: skip
+        words = {w.lower() for w in text.split() if len(w) > 2}
+        with self._lock:
+            found = [d.text for d in self.docs.values()
+                     if not d.metadata and words & {w.lower() for w in d.text.split()}]  # fmt: skip
+        context = "\n".join(found[: top_k or 40])
+        if body.get("only_need_context"):
+            response, generated = context, False
+        elif not found:
+            response, generated = (
+                "Sorry, I'm not able to provide an answer to that question.",
+                False,
+            )
+        else:
+            response, generated = f"double answer: {context}", True
+        return JSONResponse(
+            {"response": response, "references": None, "response_time": 0.001,
+             "llm_generated": generated}
+        )  # fmt: skip
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
@@ -372,6 +419,7 @@ class LightRAGServerDouble:
                 Route("/documents/track_status/{track_id}", self.track_status, methods=["GET"]),
                 Route("/documents/delete_document", self.delete_document, methods=["DELETE"]),
                 Route("/documents/pipeline_status", self.pipeline_status, methods=["GET"]),
+                Route("/query", self.query, methods=["POST"]),
             ]
         )
 
