@@ -163,7 +163,7 @@ async def _drain(redis_url: str, stop: asyncio.Event) -> None:
 
     redis = Redis.from_url(redis_url)
     while not stop.is_set():
-        await redis.xtrim(keys.INGESTION_STREAM, maxlen=0)
+        await redis.xtrim(keys.ingestion_stream(keys.WORKSPACES[0]), maxlen=0)
         await asyncio.sleep(DRAIN_EVERY_S)
     await redis.aclose()
 

@@ -98,7 +98,9 @@ async def _enqueue(redis: Any, n: int, workspace: str) -> str:
                 body = json.loads(fields["body"])
                 body["text"] = text(i)
                 body["workspace"] = workspace
-                pipe.xadd(keys.INGESTION_STREAM, {**fields, "body": json.dumps(body)})
+                pipe.xadd(
+                    keys.ingestion_stream(keys.WORKSPACES[0]), {**fields, "body": json.dumps(body)}
+                )
             await pipe.execute()
     return job_id
 

@@ -162,7 +162,7 @@ async def _enqueue_large(r: Redis, n: int, job_id: str) -> None:
     for start in range(0, n, 1000):
         async with r.pipeline(transaction=False) as pipe:
             for i in range(start, min(start + 1000, n)):
-                pipe.xadd(keys.INGESTION_STREAM, chunk_fields(job_id, i + 1))
+                pipe.xadd(keys.ingestion_stream(keys.WORKSPACES[0]), chunk_fields(job_id, i + 1))
             await pipe.execute()
 
 

@@ -39,7 +39,7 @@ def _enqueue(r: Redis, n: int) -> str:
     pipe = r.pipeline(transaction=True)
     pipe.hset(keys.job(job_id), mapping=new_job_fields(job_id, n, "default", time.time()))
     for i in range(n):
-        pipe.xadd(keys.INGESTION_STREAM, chunk_fields(job_id, i + 1))  # type: ignore[arg-type]
+        pipe.xadd(keys.ingestion_stream(keys.WORKSPACES[0]), chunk_fields(job_id, i + 1))  # type: ignore[arg-type]
     pipe.execute()
     return job_id
 

@@ -43,7 +43,7 @@ JOB_CHUNKS = 100  # chunks per job, as an API request of 100 chunks
 def ingestion_stream_and_group() -> tuple[str, str]:
     from shield_orchestrator import keys
 
-    return keys.INGESTION_STREAM, keys.CONSUMER_GROUP
+    return keys.ingestion_stream(keys.WORKSPACES[0]), keys.CONSUMER_GROUP
 
 
 def configs() -> list[Config]:

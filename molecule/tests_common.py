@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import time
 from pathlib import Path
@@ -28,10 +29,15 @@ DATA_UNITS = {"redis": "redis-server", "postgresql": "postgresql"}
 API_PORT = 8000
 REDIS_PORT = 6379
 POSTGRES_PORT = 5432
-STREAM = "shield:ingestion_queue"
+STREAM_PREFIX = "shield:ingestion_queue"  # orchestrator_ingestion_stream; + ":<workspace>"
+STREAM = f"{STREAM_PREFIX}:default"  # the first (default) workspace's stream
 GROUP = "lightrag-workers"
 HARDENING = {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes"}
 LOOPBACK = {"127.0.0.1", "::1"}
+# TLS between hosts (orchestrator_tls_enabled, on when the deployment spans several hosts): the
+# CA certificate a Redis host (roles/redis) and an app host (roles/orchestrator) verify with
+REDIS_CA = "/etc/redis/tls/ca.crt"
+APP_CA = "/etc/shield-orchestrator/tls/ca.crt"
 
 
 # --- inventory ------------------------------------------------------------------------------
@@ -149,16 +155,36 @@ def api_key(env: dict[str, str]) -> str:
 
 def redis_cli(h: Any, env: dict[str, str], *args: str, target: str = "127.0.0.1") -> str:
     """Run redis-cli on ``h`` against ``target`` as the app's ACL user, with the credentials of
-    the app's EnvironmentFile ``env`` (the password never on argv)."""
-    return str(h.check_output(redis_cli_command(env, *args, target=target)))
+    the app's EnvironmentFile ``env`` (the password never on argv); over TLS, verified against
+    the deployment's CA, when ``h`` is a Redis host serving TLS (it holds REDIS_CA then)."""
+    cacert = REDIS_CA if h.file(REDIS_CA).exists else None
+    return str(h.check_output(redis_cli_command(env, *args, target=target, cacert=cacert)))
 
 
-def redis_cli_command(env: dict[str, str], *args: str, target: str = "127.0.0.1") -> str:
+def redis_cli_command(
+    env: dict[str, str], *args: str, target: str = "127.0.0.1", cacert: str | None = None
+) -> str:
     cmd = " ".join(shlex.quote(a) for a in args)
     auth = f"REDISCLI_AUTH={shlex.quote(env['SHIELD_REDIS_PASSWORD'])}"
     user = env.get("SHIELD_REDIS_USERNAME", "")
     as_user = f"--user {shlex.quote(user)} " if user else ""
-    return f"{auth} redis-cli --no-auth-warning --raw {as_user}-h {target} -p {REDIS_PORT} {cmd}"
+    tls = f"--tls --cacert {shlex.quote(cacert)} " if cacert else ""
+    return (
+        f"{auth} redis-cli --no-auth-warning --raw {tls}{as_user}-h {target} -p {REDIS_PORT} {cmd}"
+    )
+
+
+def sql_name(value: str) -> str:
+    """``value`` for an SQL literal, refused unless it is a job id or workspace name (no quote)."""
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value), f"not an id or name: {value!r}"
+    return value
+
+
+def sql(h: Any, query: str, database: str = "shield_orchestrator") -> str:
+    """One query's result (psql -tA) as the postgres superuser, on the PostgreSQL host ``h``."""
+    out = h.run(f"runuser -u postgres -- psql -d {shlex.quote(database)} -tA -c %s", query)
+    assert out.rc == 0, out.stderr
+    return str(out.stdout).strip()
 
 
 # --- HTTP from inside the API host (python3 is in the image; no curl needed) ---------------------
@@ -191,7 +217,9 @@ def http(h: Any, method: str, path: str, key: str, body: Any = None) -> tuple[in
     return int(answer["status"]), parsed
 
 
-def ingest_and_wait(h: Any, key: str, chunks: int, timeout_s: float = 180) -> dict[str, Any]:
+def ingest_and_wait(
+    h: Any, key: str, chunks: int, timeout_s: float = 180, workspace: str | None = None
+) -> dict[str, Any]:
     """Submit ``chunks`` chunks through the API and poll the job until it completes."""
     body = {
         "source_type": "text",
@@ -203,6 +231,8 @@ def ingest_and_wait(h: Any, key: str, chunks: int, timeout_s: float = 180) -> di
             for i in range(chunks)
         ],
     }
+    if workspace is not None:
+        body["workspace"] = workspace
     status, answer = http(h, "POST", "/lightrag/ingest-async", key, body)
     if status != 202:
         fail_with_journal(h, API_UNIT, f"POST /lightrag/ingest-async answered {status}: {answer}")

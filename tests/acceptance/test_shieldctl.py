@@ -4,7 +4,8 @@ worker processes over HTTP, with the key in a file (SHIELD_API_KEY_FILE, as on t
 What is proved: `submit --follow` chunks a folder, follows the jobs on their event streams to
 the end and exits 0 with every chunk processed; `events` prints a job's whole story and
 returns when the server ends the stream; `follow` of a finished job returns at once; `jobs`
-prints the newest jobs as a table, a page at a time; an
+prints the newest jobs as a table, a page at a time; `workspaces` shows who serves each
+workspace; an
 unknown job and a missing key file are one line and exit 2.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shield_orchestrator import keys
 
 from tests.support.api import API_KEY
 from tests.support.procs import worker_processes
@@ -85,6 +87,16 @@ def test_submit_follows_the_event_streams_to_completion(
         assert header.split()[:2] == ["JOB", "STATUS"]
         assert [r.split()[0] for r in rows] == [jobs[-1], jobs[-2]]  # newest first
         assert table.stderr.strip() == "2 job(s) (more: raise --limit)"
+
+        spaces = shieldctl(base, tmp_path, "workspaces")
+        assert spaces.returncode == 0, spaces.stderr
+        header, *rows = spaces.stdout.splitlines()
+        assert header.split()[:2] == ["WORKSPACE", "OWNED"]
+        served = {r.split()[0]: r.split()[4:] for r in rows}
+        # engine noop: the one worker process serves every declared workspace, nothing queued
+        assert served == {ws: ["acceptance:1"] for ws in keys.WORKSPACES}, spaces.stdout
+        assert all(r.split()[2:4] == ["0", "0"] for r in rows), spaces.stdout
+        assert spaces.stderr == ""
 
 
 def test_an_unknown_job_and_a_missing_key_file_are_one_line(

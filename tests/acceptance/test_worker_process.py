@@ -44,10 +44,10 @@ def spawn(
 
 
 async def _pending(redis: Any, consumer: str | None = None) -> int:
-    await redis_streams.ensure_group(redis)
+    stream = keys.ingestion_stream(keys.WORKSPACES[0])
+    await redis_streams.ensure_group(redis, stream)
     kw = {"consumername": consumer} if consumer else {}
-    rows = await redis.xpending_range(keys.INGESTION_STREAM, keys.CONSUMER_GROUP, "-", "+",
-                                      1000, **kw)  # fmt: skip
+    rows = await redis.xpending_range(stream, keys.CONSUMER_GROUP, "-", "+", 1000, **kw)
     return len(rows)
 
 
@@ -76,7 +76,7 @@ async def test_sigterm_mid_batch_acks_in_flight_leaves_rest_pending_loses_nothin
 
     processed = await _processed(redis_client, job_id)
     pending = await _pending(redis_client)
-    queued = await redis_client.xlen(keys.INGESTION_STREAM)
+    queued = await redis_client.xlen(keys.ingestion_stream(keys.WORKSPACES[0]))
     assert 4 <= processed < total
     assert queued == total - processed  # acked entries are deleted, nothing else is
     # exactly what it fetched and did not finish is pending; the rest was never delivered
@@ -141,7 +141,7 @@ async def test_max_tasks_per_child_exits_zero_by_itself(
     assert await worker.exited() == 0
     assert "stopping (max_tasks)" in worker.log()
     assert await _processed(redis_client, job_id) == 5
-    assert await redis_client.xlen(keys.INGESTION_STREAM) == 7
+    assert await redis_client.xlen(keys.ingestion_stream(keys.WORKSPACES[0])) == 7
 
 
 async def _at_least(redis: Any, job_id: str, n: int) -> bool:

@@ -32,11 +32,15 @@ class RecordingEngine:
         self.recorder_url = recorder_url
         self.redis: Any = None
 
+    @property
+    def lease_lost(self) -> bool:
+        return bool(getattr(self.inner, "lease_lost", False))
+
     async def start(self) -> None:
         from redis.asyncio import Redis
 
+        await self.inner.start()  # a busy workspace refuses here, before anything is opened
         self.redis = Redis.from_url(self.recorder_url, decode_responses=True)
-        await self.inner.start()
 
     async def process(self, chunk: Any) -> Any:
         field = f"{chunk.job_id}:{chunk.chunk_id}"
@@ -57,8 +61,8 @@ def main() -> int:
     recorder_url = os.environ["FAULTS_RECORDER_URL"]
     real_factory = entry.create_engine
 
-    def recording_factory(settings: Any) -> Any:
-        return RecordingEngine(real_factory(settings), recorder_url)
+    def recording_factory(settings: Any, *args: Any, **kwargs: Any) -> Any:
+        return RecordingEngine(real_factory(settings, *args, **kwargs), recorder_url)
 
     entry.create_engine = recording_factory  # type: ignore[assignment]
     return int(entry.main(sys.argv[1:]))

@@ -107,9 +107,11 @@ async def stream_state(redis: Any) -> tuple[int, int]:
     after a Redis restart that dropped it) fails the test: it is not "nothing pending"."""
     from shield_orchestrator import keys
 
-    length = int(await redis.xlen(keys.INGESTION_STREAM))
+    length = int(await redis.xlen(keys.ingestion_stream(keys.WORKSPACES[0])))
     try:
-        pending = await redis.xpending(keys.INGESTION_STREAM, keys.CONSUMER_GROUP)
+        pending = await redis.xpending(
+            keys.ingestion_stream(keys.WORKSPACES[0]), keys.CONSUMER_GROUP
+        )
     except ResponseError as e:
         if str(e).startswith("NOGROUP"):
             raise AssertionError(f"the consumer group is gone: {e}") from e

@@ -89,7 +89,9 @@ async def test_bad_entries_dead_lettered_once_with_reason_good_ones_processed(
     good_job = await enqueue_job(sut, pg_pool, good_n)
     mixed_job = await enqueue_job(sut, pg_pool, mixed_good + mixed_bad, mixed_meta)
     totals = {good_job: good_n, mixed_job: mixed_good + mixed_bad}
-    produced = [fields for _id, fields in await sut.xrange(keys.INGESTION_STREAM)]
+    produced = [
+        fields for _id, fields in await sut.xrange(keys.ingestion_stream(keys.WORKSPACES[0]))
+    ]
     good_fields = [f for f in produced if f["job_id"] == good_job]
     mixed_fields = [f for f in produced if f["job_id"] == mixed_job]
     entries: list[tuple[str, dict[str, str]]] = []  # (bad kind or "", fields)
@@ -102,9 +104,9 @@ async def test_bad_entries_dead_lettered_once_with_reason_good_ones_processed(
     rng.shuffle(entries)
 
     async with sut.pipeline(transaction=True) as pipe:
-        pipe.delete(keys.INGESTION_STREAM)
+        pipe.delete(keys.ingestion_stream(keys.WORKSPACES[0]))
         for _, fields in entries:
-            pipe.xadd(keys.INGESTION_STREAM, fields)
+            pipe.xadd(keys.ingestion_stream(keys.WORKSPACES[0]), fields)
         ids = (await pipe.execute())[1:]
     bad = {entry_id: name for entry_id, (name, _) in zip(ids, entries, strict=True) if name}
 

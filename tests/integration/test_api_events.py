@@ -87,10 +87,13 @@ class Pool:
         self.delivered: dict[str, list[tuple[str, str]]] = {}  # job id -> (entry id, chunk id)
 
     async def deliver(self) -> None:
+        from shield_orchestrator import keys
         from shield_orchestrator.services import redis_streams
 
-        await redis_streams.ensure_group(self.redis)
-        for entry_id, f in await redis_streams.read_group(self.redis, "t:1", 10_000, None):
+        await redis_streams.ensure_group(self.redis, keys.ingestion_stream(keys.WORKSPACES[0]))
+        for entry_id, f in await redis_streams.read_group(
+            self.redis, keys.ingestion_stream(keys.WORKSPACES[0]), "t:1", 10_000, None
+        ):
             self.delivered.setdefault(f["job_id"], []).append((entry_id, f["chunk_id"]))
 
     async def record(self, job_id: str, n: int, failed: int = 0) -> list[str]:

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 JOB = "0b5c3f0e-0000-4000-8000-000000000000"
 SECURED = [
     ("POST", "/lightrag/ingest-async"),
+    ("POST", "/lightrag/query"),
     ("GET", "/jobs"),
     ("GET", f"/jobs/{JOB}"),
     ("GET", f"/jobs/{JOB}/failures"),
@@ -114,8 +115,12 @@ async def test_detailed_health_reports_workers_and_queues(api: Any, redis_client
         "/lightrag/ingest-async", json={"chunks": chunks, "source_type": "t"}, headers=HEADERS
     )
     assert r.status_code == 202
-    await redis_client.xgroup_create(keys.INGESTION_STREAM, keys.CONSUMER_GROUP, id="0")
-    await redis_client.xreadgroup(keys.CONSUMER_GROUP, "host:1", {keys.INGESTION_STREAM: ">"}, 1)
+    await redis_client.xgroup_create(
+        keys.ingestion_stream(keys.WORKSPACES[0]), keys.CONSUMER_GROUP, id="0"
+    )
+    await redis_client.xreadgroup(
+        keys.CONSUMER_GROUP, "host:1", {keys.ingestion_stream(keys.WORKSPACES[0]): ">"}, 1
+    )
     await redis_client.xadd(keys.DEAD_LETTER_STREAM, {"job_id": "j", "chunk_id": "c"})
 
     out = (await api.get("/health/detailed", headers=HEADERS)).json()

@@ -50,7 +50,7 @@ async def _written(redis: Any, pg_pool: Any) -> tuple[int, int, int, int]:
     return (
         rows,
         hashes,
-        await redis.xlen(keys.INGESTION_STREAM),
+        await redis.xlen(keys.ingestion_stream(keys.WORKSPACES[0])),
         await redis.xlen(keys.EVENTS_STREAM),
     )
 
@@ -74,7 +74,7 @@ async def test_accepted_job_is_in_postgres_redis_and_on_the_stream(
     assert await _written(redis_client, pg_pool) == (1, 1, 3, 1)
     row = await pg_pool.fetchrow("SELECT status, chunks_total FROM jobs WHERE job_id = $1", job_id)
     assert dict(row) == {"status": "queued", "chunks_total": 3}
-    entries = await redis_client.xrange(keys.INGESTION_STREAM)
+    entries = await redis_client.xrange(keys.ingestion_stream(keys.WORKSPACES[0]))
     assert [e[1]["chunk_id"] for e in entries] == ["c000001", "c000002", "c000003"]
     first = json.loads(entries[0][1]["body"])
     assert first["text"] == "chunk number 0"
@@ -192,9 +192,10 @@ async def test_redis_down_is_503(
 
 
 def _limits() -> tuple[int, int, str]:
+    from shield_orchestrator import keys
     from shield_orchestrator.api import config
 
-    return config.MAX_CHUNKS_PER_REQUEST, config.MAX_CHUNK_CHARS, config.WORKSPACES[0]
+    return config.MAX_CHUNKS_PER_REQUEST, config.MAX_CHUNK_CHARS, keys.WORKSPACES[0]
 
 
 def _bad_bodies() -> list[tuple[str, Any, list[Any]]]:
@@ -308,9 +309,9 @@ async def test_body_over_the_limit_is_413_before_parsing(
 
 
 async def test_every_workspace_is_accepted(api: Any, redis_client: Any, pg_pool: Any) -> None:
-    from shield_orchestrator.api import config
+    from shield_orchestrator import keys
 
-    for ws in config.WORKSPACES:
+    for ws in keys.WORKSPACES:
         r = await api.post(URL, json=body(1) | {"workspace": ws}, headers=HEADERS)
         assert r.status_code == 202, r.text
         row = await pg_pool.fetchrow(

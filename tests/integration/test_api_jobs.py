@@ -42,11 +42,14 @@ async def _submit(api: Any, n: int, meta: dict[int, dict[str, str]] | None = Non
 async def _finish(redis: Any, job_id: str, failed: set[str]) -> None:
     """Record an outcome for every chunk of the job the way the pool does (JobTracker.record:
     counters, status, events, and a dead-letter entry with its body for ``failed``)."""
+    from shield_orchestrator import keys
     from shield_orchestrator.services import redis_streams
     from shield_orchestrator.services.job_tracker import FAILED, PROCESSED, JobTracker, Outcome
 
-    await redis_streams.ensure_group(redis)
-    entries = await redis_streams.read_group(redis, "api-test:1", 1000, None)
+    await redis_streams.ensure_group(redis, keys.ingestion_stream(keys.WORKSPACES[0]))
+    entries = await redis_streams.read_group(
+        redis, keys.ingestion_stream(keys.WORKSPACES[0]), "api-test:1", 1000, None
+    )
     outcomes = [
         Outcome(entry_id, job_id, f["chunk_id"], FAILED, kind=f["kind"], attempts=4,
                 error="ChunkError: engine said no")
@@ -153,7 +156,7 @@ async def test_retry_failed_reenqueues_as_a_new_job_once(
     assert retry["retry_of"] == job_id
     assert retry["chunks_total"] == 2
     assert again.json()["job_id"] == retry["job_id"]
-    entries = await redis_client.xrange(keys.INGESTION_STREAM)
+    entries = await redis_client.xrange(keys.ingestion_stream(keys.WORKSPACES[0]))
     assert [(f["job_id"], f["chunk_id"]) for _, f in entries] == [
         (retry["job_id"], "c000001"),
         (retry["job_id"], "c000003"),

@@ -65,13 +65,16 @@ async def test_pages_are_newest_first_and_stable_while_jobs_are_created(api: Any
 async def test_filters_status_kind_workspace_created_since(
     api: Any, redis_client: Any, pg_pool: Any
 ) -> None:
+    from shield_orchestrator import keys
     from shield_orchestrator.services import redis_streams
     from shield_orchestrator.services.job_tracker import PROCESSED, JobTracker, Outcome
 
     done = await _submit(api, 2)
     queued = [await _submit(api) for _ in range(2)]
-    await redis_streams.ensure_group(redis_client)
-    entries = await redis_streams.read_group(redis_client, "t:1", 100, None)
+    await redis_streams.ensure_group(redis_client, keys.ingestion_stream(keys.WORKSPACES[0]))
+    entries = await redis_streams.read_group(
+        redis_client, keys.ingestion_stream(keys.WORKSPACES[0]), "t:1", 100, None
+    )
     tracker = JobTracker(redis_client)
     await tracker.record(
         [Outcome(e, f["job_id"], f["chunk_id"], PROCESSED) for e, f in entries

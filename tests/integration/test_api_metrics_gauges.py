@@ -56,7 +56,7 @@ async def test_live_workers_are_counted_from_their_heartbeats(api: Any, redis_cl
 async def test_stale_pending_is_the_idle_of_a_consumer_holding_entries(
     api: Any, redis_client: Any
 ) -> None:
-    stream, group = keys.INGESTION_STREAM, keys.CONSUMER_GROUP
+    stream, group = keys.ingestion_stream(keys.WORKSPACES[0]), keys.CONSUMER_GROUP
     entry = await redis_client.xadd(stream, {"v": "1"})
     await redis_client.xgroup_create(stream, group, id="0")
     await redis_client.xreadgroup(group, "gone:1", {stream: ">"}, count=1)
@@ -79,9 +79,30 @@ async def test_the_write_behind_backlog_counts_jobs_the_pool_updated(
         "/lightrag/ingest-async", json={"chunks": chunks, "source_type": "docs"}, headers=HEADERS
     )
     assert r.status_code == 202, r.text
-    await redis_streams.ensure_group(redis_client)
-    [(entry, fields)] = await redis_streams.read_group(redis_client, "t:1", 1, None)
+    await redis_streams.ensure_group(redis_client, keys.ingestion_stream(keys.WORKSPACES[0]))
+    [(entry, fields)] = await redis_streams.read_group(
+        redis_client, keys.ingestion_stream(keys.WORKSPACES[0]), "t:1", 1, None
+    )
     tracker = JobTracker(redis_client)
     outcome = Outcome(entry, fields["job_id"], fields["chunk_id"], PROCESSED)
     assert await tracker.record([outcome]) == ["counted"]
     assert (await gauges(api))["shield_jobs_dirty"] == 1
+
+
+async def test_a_workspace_whose_chunks_wait_unserved_is_counted(
+    api: Any, redis_client: Any
+) -> None:
+    """Chunks on a workspace's stream and no heartbeat naming it: unserved, until a worker
+    process says it serves that workspace."""
+    ws = keys.WORKSPACES[0]
+    chunks = [{"text": "waiting chunk", "source_uri": "test://doc/w"}]
+    r = await api.post(
+        "/lightrag/ingest-async", json={"chunks": chunks, "source_type": "docs"}, headers=HEADERS
+    )
+    assert r.status_code == 202, r.text
+    assert (await gauges(api))["shield_workspaces_unserved"] == 1
+    now = time.time()
+    beat = heartbeat.WorkerBeat("host:1", "host", 101, now, now, 0, 0, 0, 0.0, "offline",
+                                "running", {ws: now})  # fmt: skip
+    await heartbeat.beat(redis_client, beat, interval_s=10)
+    assert (await gauges(api))["shield_workspaces_unserved"] == 0

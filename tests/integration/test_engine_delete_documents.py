@@ -44,20 +44,6 @@ def offline_engine(
     return OfflineEngine(config)
 
 
-def with_delete_handler(pool: Any) -> Any:
-    """The pool's handlers of every kind (workers/handlers.make_handlers). TODO(lead): drop
-    this once WorkerPool builds its handlers with make_handlers (worker_pool.py is the
-    lead's); until then a pool has only the ingest_chunk handler."""
-    from shield_orchestrator.workers.handlers import make_handlers
-    from shield_orchestrator.workers.lightrag_processor import ChunkProcessor
-
-    processor = ChunkProcessor(pool.engine, pool.config.timeout_s)
-    made = make_handlers(processor, pool.config.retry_policy, pool.metrics, pool.config.timeout_s)
-    for kind, handler in made.items():
-        pool.handlers.setdefault(kind, handler)
-    return pool
-
-
 async def _finished(registry: Any, job_id: str) -> str:
     from shield_orchestrator.services.job_status import fetch_job
 
@@ -123,8 +109,7 @@ async def test_a_document_deleted_through_the_pool_leaves_lightrag_and_a_redelet
     registry = JobRegistry(redis_client, pg_pool, max_queue_pending=10_000,
                            idempotency_ttl_s=60)  # fmt: skip
     engine = offline_engine(tmp_path, postgres_srv, pg_database, vectors=vectors)
-    async with running_pool(redis_srv, engine=engine, db=pg_pool, timeout_s=60.0) as pool:
-        with_delete_handler(pool)
+    async with running_pool(redis_srv, engine=engine, db=pg_pool, workspace=WS, timeout_s=60.0):
         job = await _ingest(registry, TEXTS, "a")
         assert await _finished(registry, job) == "completed"
         docs = [chunk_document_id(job, f"c{n:06d}") for n in (1, 2, 3)]
@@ -272,8 +257,7 @@ async def test_a_bad_delete_body_goes_to_the_dead_letter_naming_the_field(
 
     registry = JobRegistry(redis_client, pg_pool, max_queue_pending=10_000,
                            idempotency_ttl_s=60)  # fmt: skip
-    async with running_pool(redis_srv, db=pg_pool) as pool:
-        with_delete_handler(pool)
+    async with running_pool(redis_srv, db=pg_pool, workspace=WS) as pool:
         job = await _delete(registry, [["doc-good"], ["doc-ok", "not a doc id"]])
         assert await _finished(registry, job) == "completed_with_errors"
         (failure,) = await list_failures(registry.redis, registry.db, job)

@@ -25,7 +25,6 @@ import pytest
 from tests.integration.test_engine_delete_documents import (
     offline_engine,
     stored,
-    with_delete_handler,
 )
 from tests.support.pools import running_pool, wait_for
 from tests.support.procs import worker_env
@@ -144,8 +143,7 @@ async def test_first_run_indexes_every_file_then_only_the_changes(
 
     ix = indexer
     first = git(ix.repo_dir, "rev-parse", "HEAD")
-    async with running_pool(redis_srv, db=ix.db) as pool:
-        with_delete_handler(pool)
+    async with running_pool(redis_srv, db=ix.db, workspace=ix.spec.workspace) as pool:
         result = await (await ix.trigger()).result()
         (run,) = result.runs
         assert (run.outcome, run.commit, run.jobs, run.failed) == ("completed", first, 4, 0)
@@ -234,8 +232,9 @@ async def test_removed_and_modified_files_leave_the_lightrag_graph(
     ones are ingested, and LightRAG's document set equals the manifest's after each run."""
     ix = indexer
     engine = offline_engine(tmp_path, postgres_srv, pg_database, workspace=ix.spec.workspace)
-    async with running_pool(redis_srv, engine=engine, db=ix.db, timeout_s=60.0) as pool:
-        with_delete_handler(pool)
+    async with running_pool(
+        redis_srv, engine=engine, db=ix.db, workspace=ix.spec.workspace, timeout_s=60.0
+    ):
         (run,) = (await (await ix.trigger()).result()).runs
         assert (run.outcome, run.jobs, run.failed) == ("completed", 4, 0)
         assert await lightrag_docs(ix) == await manifest_docs(ix)
@@ -298,7 +297,7 @@ async def test_concurrent_triggers_give_one_run_and_one_follow_up(
     second = commit_files(ix.repo_dir, {"docs/late.md": "# Late\n"}, "late")
     h3, h4 = await asyncio.gather(ix.trigger(), ix.trigger())
     assert h3.result_run_id == h4.result_run_id == h1.result_run_id
-    async with running_pool(redis_srv, db=ix.db):
+    async with running_pool(redis_srv, db=ix.db, workspace=ix.spec.workspace):
         result = await h1.result()
     assert [(r.outcome, r.commit, r.jobs) for r in result.runs] == [
         ("completed", first, 4),
@@ -347,7 +346,7 @@ async def test_sigterm_stops_the_worker_and_another_finishes_the_run_without_dup
     config = IndexerConfig(cache_dir=tmp_path / "mirrors2", heartbeat_every_s=0.5, job_poll_s=0.05)
     redis = ix.activities.redis
     second = build_worker(ix.client, IndexingActivities(redis, ix.db, config), task_queue=queue)
-    async with second, running_pool(redis_srv, db=ix.db):
+    async with second, running_pool(redis_srv, db=ix.db, workspace=ix.spec.workspace):
         result = await handle.result()
     assert [(r.outcome, r.jobs) for r in result.runs] == [("completed", 4)]
     assert len(await ix.jobs()) == 4  # the retried persist_kg created none twice
@@ -398,8 +397,7 @@ async def test_force_push_is_planned_from_the_manifest(
     run compares trees with the manifest, never a commit range, and the commit follows."""
     ix = indexer
     first = git(ix.repo_dir, "rev-parse", "HEAD")
-    async with running_pool(redis_srv, db=ix.db) as pool:
-        with_delete_handler(pool)
+    async with running_pool(redis_srv, db=ix.db, workspace=ix.spec.workspace):
         await (await ix.trigger()).result()
         commit_files(ix.repo_dir, {"docs/a.md": "# A\n", "pkg/mod.py": None}, "to be dropped")
         await (await ix.trigger()).result()

@@ -36,7 +36,7 @@ def registry(redis_client: Any, pg_pool: Any) -> Any:
 async def _entries(redis: Any) -> list[dict[str, str]]:
     from shield_orchestrator import keys
 
-    return [fields for _id, fields in await redis.xrange(keys.INGESTION_STREAM)]
+    return [fields for _id, fields in await redis.xrange(keys.ingestion_stream(keys.WORKSPACES[0]))]
 
 
 async def test_every_chunk_is_one_entry_with_the_contract_fields(

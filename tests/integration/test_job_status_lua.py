@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import pytest
+from shield_orchestrator import keys
 from shield_orchestrator.services import redis_streams
 from shield_orchestrator.services.job_tracker import FAILED, PROCESSED, JobTracker, Outcome
 
@@ -63,8 +64,10 @@ async def test_every_transition_of_the_table(redis_client: Any, pg_pool: Any) ->
     for row in TABLE:
         await redis_client.flushall()
         job_id = await enqueue_job(redis_client, pg_pool, row.total)
-        await redis_streams.ensure_group(redis_client)
-        delivered = await redis_streams.read_group(redis_client, "t:1", row.total, None)
+        await redis_streams.ensure_group(redis_client, keys.ingestion_stream(keys.WORKSPACES[0]))
+        delivered = await redis_streams.read_group(
+            redis_client, keys.ingestion_stream(keys.WORKSPACES[0]), "t:1", row.total, None
+        )
         entries = {fields["chunk_id"]: entry_id for entry_id, fields in delivered}
         tracker = JobTracker(redis_client)
         for n, outcome in row.before:

@@ -44,8 +44,10 @@ PG_DOWN = (
 
 async def _deliver(redis: Any, n: int, consumer: str = "t:1") -> list[tuple[str, str, str]]:
     """(entry id, job id, chunk id) of n entries delivered to ``consumer``."""
-    await redis_streams.ensure_group(redis)
-    entries = await redis_streams.read_group(redis, consumer, n, None)
+    await redis_streams.ensure_group(redis, keys.ingestion_stream(keys.WORKSPACES[0]))
+    entries = await redis_streams.read_group(
+        redis, keys.ingestion_stream(keys.WORKSPACES[0]), consumer, n, None
+    )
     return [(i, f.get("job_id", ""), f.get("chunk_id", "")) for i, f in entries]
 
 
@@ -98,28 +100,32 @@ async def test_xdel_only_after_xack_never_drops_unacked(redis_client: Any, pg_po
     delivered, or that another consumer holds but we do not name, is never removed."""
     job_id = await enqueue_job(redis_client, pg_pool, 4)
     delivered = await _deliver(redis_client, 2)  # c000001, c000002 delivered; 3, 4 never read
-    undelivered = [i for i, _f in await redis_client.xrange(keys.INGESTION_STREAM)][2:]
+    undelivered = [
+        i for i, _f in await redis_client.xrange(keys.ingestion_stream(keys.WORKSPACES[0]))
+    ][2:]
     tracker = JobTracker(redis_client)
     (e0, j, c0), (e1, _j, _c1) = delivered
     await tracker.record([Outcome(e0, j, c0, PROCESSED)])
     # an outcome for an entry id that is not pending: XACK answers 0, so no XDEL
     assert await tracker.record([Outcome(undelivered[0], job_id, "c000003", ACK)]) == ["acked"]
-    remaining = [i for i, _f in await redis_client.xrange(keys.INGESTION_STREAM)]
+    remaining = [
+        i for i, _f in await redis_client.xrange(keys.ingestion_stream(keys.WORKSPACES[0]))
+    ]
     assert remaining == [e1, *undelivered]
-    state = await redis_streams.group_state(redis_client)
+    state = await redis_streams.group_state(redis_client, keys.ingestion_stream(keys.WORKSPACES[0]))
     assert state is not None
     assert state.pending == 1
 
 
 async def test_unknown_job_is_dead_lettered(redis_client: Any) -> None:
-    await redis_client.xadd(keys.INGESTION_STREAM, {"job_id": "x"})
+    await redis_client.xadd(keys.ingestion_stream(keys.WORKSPACES[0]), {"job_id": "x"})
     (entry,) = [i for i, _j, _c in await _deliver(redis_client, 1)]
     tracker = JobTracker(redis_client)
     job = "11111111-2222-4333-8444-555555555555"
     assert await tracker.record([Outcome(entry, job, "c1", PROCESSED)]) == ["unknown"]
     (dl,) = await redis_client.xrange(keys.DEAD_LETTER_STREAM)
     assert dl[1]["error"] == "unknown job"
-    assert await redis_client.xlen(keys.INGESTION_STREAM) == 0
+    assert await redis_client.xlen(keys.ingestion_stream(keys.WORKSPACES[0])) == 0
 
 
 async def test_script_reloaded_after_script_flush(redis_client: Any, pg_pool: Any) -> None:

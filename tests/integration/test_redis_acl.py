@@ -56,7 +56,11 @@ def test_the_redis_role_falls_back_to_the_orchestrator_key_prefix() -> None:
 
 def test_every_stream_name_is_under_the_key_prefix() -> None:
     """The ACL grants the prefix only: a stream outside it would be refused (NOPERM)."""
-    for name in (keys.INGESTION_STREAM, keys.DEAD_LETTER_STREAM, keys.EVENTS_STREAM):
+    for name in (
+        keys.ingestion_stream(keys.WORKSPACES[0]),
+        keys.DEAD_LETTER_STREAM,
+        keys.EVENTS_STREAM,
+    ):
         assert name.startswith(keys.KEY_PREFIX), name
 
 

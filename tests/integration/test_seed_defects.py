@@ -42,7 +42,7 @@ async def test_seed_defect_task_errors_swallowed_and_left_pending(
     job_id = await enqueue_job(redis_client, pg_pool, 1, meta=lambda n: {"noop_fail": "always"})
     async with running_pool(redis_srv, retry_attempts=2):
         await wait_for(lambda: _done(redis_client, job_id))
-    state = await redis_streams.group_state(redis_client)
+    state = await redis_streams.group_state(redis_client, keys.ingestion_stream(keys.WORKSPACES[0]))
     assert state is not None
     assert state.pending == 0
     (dl,) = await dead_letters(redis_client)
@@ -109,8 +109,10 @@ async def test_seed_defect_racy_completion_read_after_increment(
     Fix: one Lua call increments, compares with the total and sets the terminal status.
     Reproduce: 64 chunks recorded by 8 concurrent trackers: exactly one sees completion."""
     job_id = await enqueue_job(redis_client, pg_pool, 64)
-    await redis_streams.ensure_group(redis_client)
-    entries = await redis_streams.read_group(redis_client, "t:1", 64, None)
+    await redis_streams.ensure_group(redis_client, keys.ingestion_stream(keys.WORKSPACES[0]))
+    entries = await redis_streams.read_group(
+        redis_client, keys.ingestion_stream(keys.WORKSPACES[0]), "t:1", 64, None
+    )
     trackers = [JobTracker(redis_client) for _ in range(8)]
     results = await asyncio.gather(
         *(
@@ -181,15 +183,17 @@ async def test_seed_defect_no_reclaim_of_dead_consumer(
     Fix: XAUTOCLAIM after reclaim_idle_ms by the survivors (supervised reclaim loop).
     Reproduce: a consumer takes 4 entries and vanishes; another pool finishes the job."""
     job_id = await enqueue_job(redis_client, pg_pool, 4)
-    await redis_streams.ensure_group(redis_client)
-    await redis_streams.read_group(redis_client, "gone:1", 4, None)
+    await redis_streams.ensure_group(redis_client, keys.ingestion_stream(keys.WORKSPACES[0]))
+    await redis_streams.read_group(
+        redis_client, keys.ingestion_stream(keys.WORKSPACES[0]), "gone:1", 4, None
+    )
     async with running_pool(
         redis_srv, NoopEngine(), consumer="alive:2", reclaim_idle_ms=200
     ) as pool:
         await wait_for(lambda: _done(redis_client, job_id))
         assert metric(pool, "shield_worker_entries_reclaimed_total") == 4
     assert (await job_hash(redis_client, job_id))["chunks_processed"] == "4"
-    state = await redis_streams.group_state(redis_client)
+    state = await redis_streams.group_state(redis_client, keys.ingestion_stream(keys.WORKSPACES[0]))
     assert state is not None
     assert state.pending == 0
 

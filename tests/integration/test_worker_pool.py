@@ -52,8 +52,10 @@ async def test_processes_a_job_once_and_leaves_the_stream_empty(
         assert set(engine.calls.values()) == {1}
         assert engine.max_in_flight <= pool.slots
         # acknowledged entries are deleted: the stream and the PEL are empty
-        assert await redis_client.xlen(keys.INGESTION_STREAM) == 0
-        state = await redis_streams.group_state(redis_client)
+        assert await redis_client.xlen(keys.ingestion_stream(keys.WORKSPACES[0])) == 0
+        state = await redis_streams.group_state(
+            redis_client, keys.ingestion_stream(keys.WORKSPACES[0])
+        )
         assert state is not None
         assert state.pending == 0
         # the job hash and the seen set expire job_status_ttl after the end
@@ -83,8 +85,14 @@ async def test_processes_a_job_once_and_leaves_the_stream_empty(
 async def test_group_is_created_and_existing_group_is_fine(
     redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
-    assert await redis_streams.ensure_group(redis_client) is True
-    assert await redis_streams.ensure_group(redis_client) is False
+    assert (
+        await redis_streams.ensure_group(redis_client, keys.ingestion_stream(keys.WORKSPACES[0]))
+        is True
+    )
+    assert (
+        await redis_streams.ensure_group(redis_client, keys.ingestion_stream(keys.WORKSPACES[0]))
+        is False
+    )
     job_id = await enqueue_job(redis_client, pg_pool, 3)
     async with running_pool(redis_srv):
         await wait_for(lambda: _finished(redis_client, job_id))
@@ -153,7 +161,7 @@ async def test_malformed_messages_go_straight_to_dead_letter(
     redis_client: Any, redis_srv: RedisServer, pg_pool: Any
 ) -> None:
     job_id = await enqueue_job(redis_client, pg_pool, 1)
-    stream = keys.INGESTION_STREAM
+    stream = keys.ingestion_stream(keys.WORKSPACES[0])
     # three more entries name the job, all bad: they count as its failed chunks
     await redis_client.hset(keys.job(job_id), "chunks_total", 4)
     other_job = "00000000-0000-4000-8000-000000000000"
@@ -226,7 +234,9 @@ async def test_max_tasks_per_child_stops_after_n(
         await wait_for(lambda: pool.stop_reason == "max_tasks")
     assert pool.processed == 5
     assert (await job_hash(redis_client, job_id))["chunks_processed"] == "5"
-    assert await redis_client.xlen(keys.INGESTION_STREAM) == 7  # the rest is still queued
+    assert (
+        await redis_client.xlen(keys.ingestion_stream(keys.WORKSPACES[0])) == 7
+    )  # the rest is still queued
 
 
 async def test_heartbeat_rate_and_metrics_endpoint(

@@ -26,8 +26,10 @@ async def _done(redis: Any, job_id: str) -> bool:
 
 async def _take(redis: Any, consumer: str, n: int) -> list[str]:
     """Deliver n entries to ``consumer`` without acknowledging them (a consumer that dies)."""
-    await redis_streams.ensure_group(redis)
-    entries = await redis_streams.read_group(redis, consumer, n, None)
+    await redis_streams.ensure_group(redis, keys.ingestion_stream(keys.WORKSPACES[0]))
+    entries = await redis_streams.read_group(
+        redis, keys.ingestion_stream(keys.WORKSPACES[0]), consumer, n, None
+    )
     return [entry_id for entry_id, _ in entries]
 
 
@@ -75,7 +77,7 @@ async def test_poison_message_is_dead_lettered_not_looped(
     (poison,) = await _take(redis_client, "crashy:1", 1)
     for _ in range(retry_attempts + 1):  # it crashed its consumer this many more times
         await redis_client.xclaim(
-            keys.INGESTION_STREAM, keys.CONSUMER_GROUP, "crashy:1", 0, [poison]
+            keys.ingestion_stream(keys.WORKSPACES[0]), keys.CONSUMER_GROUP, "crashy:1", 0, [poison]
         )
     engine = NoopEngine()
     async with running_pool(
@@ -112,21 +114,35 @@ async def test_live_lease_is_not_reclaimed_while_processing(
 
 
 async def _holds(redis: Any, consumer: str) -> bool:
-    await redis_streams.ensure_group(redis)
+    await redis_streams.ensure_group(redis, keys.ingestion_stream(keys.WORKSPACES[0]))
     rows = await redis.xpending_range(
-        keys.INGESTION_STREAM, keys.CONSUMER_GROUP, "-", "+", 10, consumername=consumer
+        keys.ingestion_stream(keys.WORKSPACES[0]),
+        keys.CONSUMER_GROUP,
+        "-",
+        "+",
+        10,
+        consumername=consumer,
     )
     return len(rows) > 0
 
 
 async def test_renew_leases_never_steals_back(redis_client: Any) -> None:
-    await redis_client.xadd(keys.INGESTION_STREAM, {"v": "1"})
+    await redis_client.xadd(keys.ingestion_stream(keys.WORKSPACES[0]), {"v": "1"})
     (entry,) = await _take(redis_client, "a:1", 1)
-    await redis_client.xclaim(keys.INGESTION_STREAM, keys.CONSUMER_GROUP, "b:1", 0, [entry])
-    assert await redis_streams.renew_leases(redis_client, "a:1", [entry]) == []
-    assert await redis_streams.renew_leases(redis_client, "b:1", [entry]) == [entry]
+    await redis_client.xclaim(
+        keys.ingestion_stream(keys.WORKSPACES[0]), keys.CONSUMER_GROUP, "b:1", 0, [entry]
+    )
+    assert (
+        await redis_streams.renew_leases(
+            redis_client, keys.ingestion_stream(keys.WORKSPACES[0]), "a:1", [entry]
+        )
+        == []
+    )
+    assert await redis_streams.renew_leases(
+        redis_client, keys.ingestion_stream(keys.WORKSPACES[0]), "b:1", [entry]
+    ) == [entry]
     (row,) = await redis_client.xpending_range(
-        keys.INGESTION_STREAM, keys.CONSUMER_GROUP, "-", "+", 10
+        keys.ingestion_stream(keys.WORKSPACES[0]), keys.CONSUMER_GROUP, "-", "+", 10
     )
     assert row["consumer"] == "b:1"
     assert row["times_delivered"] == 2  # JUSTID renewals do not count as deliveries
@@ -140,10 +156,10 @@ async def test_graceful_stop_finishes_in_flight_and_leaves_the_rest_pending(
     async with running_pool(redis_srv, engine, pool_size=2, batch_size=10) as pool:
         await wait_for(lambda: engine.in_flight == 2)  # a batch in flight
     processed = int((await job_hash(redis_client, job_id))["chunks_processed"])
-    state = await redis_streams.group_state(redis_client)
+    state = await redis_streams.group_state(redis_client, keys.ingestion_stream(keys.WORKSPACES[0]))
     assert state is not None
     # in-flight chunks finished; unstarted ones are pending (for others), none is lost
     assert processed == pool.processed >= 2
     assert processed + state.pending + (state.lag or 0) == 10
-    assert await redis_client.xlen(keys.INGESTION_STREAM) == 10 - processed
+    assert await redis_client.xlen(keys.ingestion_stream(keys.WORKSPACES[0])) == 10 - processed
     assert await dead_letters(redis_client) == []

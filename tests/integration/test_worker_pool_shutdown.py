@@ -49,7 +49,9 @@ async def test_chunks_ignoring_cancellation_are_abandoned_and_stay_pending(
         assert sorted(pool.abandoned) == ["slot-0", "slot-1"]
         assert engine.cancels_ignored >= 2  # cancelled, and it did not care
         # all 4 entries stay pending: 2 abandoned in flight, 2 fetched ahead and released
-        summary = await redis_client.xpending(keys.INGESTION_STREAM, keys.CONSUMER_GROUP)
+        summary = await redis_client.xpending(
+            keys.ingestion_stream(keys.WORKSPACES[0]), keys.CONSUMER_GROUP
+        )
         assert summary["pending"] == 4
         assert len(pool.released) == 4
         stopped = [e for e in await events_of(redis_client, "") if e.type == "worker.stopped"]
@@ -79,7 +81,9 @@ async def test_engine_close_that_hangs_is_abandoned_and_stop_is_announced(
         assert pool.abandoned == ["engine-close"]
         types = [e.type for e in await events_of(redis_client, "")]
         assert types == ["worker.started", "worker.stopped"]
-        summary = await redis_client.xpending(keys.INGESTION_STREAM, keys.CONSUMER_GROUP)
+        summary = await redis_client.xpending(
+            keys.ingestion_stream(keys.WORKSPACES[0]), keys.CONSUMER_GROUP
+        )
         assert summary["pending"] == 0
     finally:
         engine.release.set()
@@ -114,7 +118,9 @@ async def test_the_process_exits_without_waiting_for_abandoned_tasks(
     assert log.count("action=shutdown_abandon") == 2  # the slots, then engine.close()
     assert "action=exit_abandoning" in log
     assert worker.left_pending() == 2
-    summary = await redis_client.xpending(keys.INGESTION_STREAM, keys.CONSUMER_GROUP)
+    summary = await redis_client.xpending(
+        keys.ingestion_stream(keys.WORKSPACES[0]), keys.CONSUMER_GROUP
+    )
     assert summary["pending"] == 2
     stopped = [e for e in await events_of(redis_client, "") if e.type == "worker.stopped"]
     assert [e.data["left_pending"] for e in stopped] == [2]

@@ -102,9 +102,27 @@ CASES = {
         {
             "orchestrator_engine": "lightrag",
             "orchestrator_workers_processes": 2,
+            "orchestrator_engine_vector_storage": "milvus",
             "orchestrator_engine_tiktoken_file": TOKENIZER_FILE,
         },
-        ["orchestrator_workers_processes=2", "lightrag_server"],
+        [
+            "orchestrator_workers_processes=2",
+            "orchestrator_engine_vector_storage=milvus",
+            "pgvector",
+            "lightrag_server",
+        ],
+    ),
+    "workspace_name": (
+        {"orchestrator_workspaces": [{"name": "default"}, {"name": "team-b"}]},
+        ["orchestrator_workspaces=", "team-b", "letters, digits and _", "[{name: default}"],
+    ),
+    "workspace_twice": (
+        {"orchestrator_workspaces": [{"name": "a"}, {"name": "a"}]},
+        ["orchestrator_workspaces=", "no name twice"],
+    ),
+    "workspace_old_variable": (
+        {"orchestrator_api_workspaces": ["default", "b"]},
+        ["orchestrator_api_workspaces", "replaced", "orchestrator_workspaces"],
     ),
     "lightrag_without_tokenizer_file": (
         {"orchestrator_engine": "lightrag"},

@@ -74,11 +74,14 @@ async def insert_job_row(db: Any, job_id: str, n_chunks: int) -> None:
     await db.execute(query("insert_job"), job_id, "ingest", "default", n_chunks, None, "{}", now)
 
 
-async def enqueue_job(redis: Any, db: Any, n_chunks: int, meta: ChunkMeta | None = None) -> str:
+async def enqueue_job(
+    redis: Any, db: Any, n_chunks: int, meta: ChunkMeta | None = None, workspace: str = ""
+) -> str:
     """Create a job of ``n_chunks`` chunks the way ``POST /ingest`` does; returns its id.
 
     Chunk n (1-based, id ``c00000n``) has text ``chunk n`` and metadata ``meta(n)`` (the noop
-    engine's ``noop_*`` switches)."""
+    engine's ``noop_*`` switches). ``workspace``: default the first declared one."""
+    from shield_orchestrator import keys
     from shield_orchestrator.services.job_registry import JobRegistry, NewChunk, NewJob
 
     registry = JobRegistry(redis, db, max_queue_pending=10**9, idempotency_ttl_s=60)
@@ -86,7 +89,7 @@ async def enqueue_job(redis: Any, db: Any, n_chunks: int, meta: ChunkMeta | None
         NewChunk(f"chunk {n}", f"test://chunk/{n}", meta(n) if meta else None)
         for n in range(1, n_chunks + 1)
     ]
-    created = await registry.create(NewJob(chunks, "text", "default"))
+    created = await registry.create(NewJob(chunks, "text", workspace or keys.WORKSPACES[0]))
     return created.job_id
 
 

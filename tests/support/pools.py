@@ -50,9 +50,13 @@ async def running_pool(
     engine: Any = None,
     consumer: str = "test:1",
     db: Any = None,
+    workspace: str = "",
     **overrides: Any,
 ) -> AsyncIterator[Any]:
-    """A started WorkerPool (NoopEngine by default); stopped and awaited on exit."""
+    """A started WorkerPool (NoopEngine by default) on ``workspace``'s stream (default: the
+    first declared workspace's); stopped and awaited on exit."""
+
+    from shield_orchestrator import keys
     from shield_orchestrator.engines.noop import NoopEngine
     from shield_orchestrator.workers.worker_pool import WorkerPool
 
@@ -62,7 +66,8 @@ async def running_pool(
         return db
 
     pool = WorkerPool(redis, engine or NoopEngine(), pool_config(**overrides), consumer,
-                      db_factory if db is not None else None, close_db=False)  # fmt: skip
+                      db_factory if db is not None else None, close_db=False,
+                      workspace=workspace or keys.WORKSPACES[0])  # fmt: skip
     task = asyncio.create_task(pool.run(), name=f"pool-{consumer}")
     try:
         yield pool

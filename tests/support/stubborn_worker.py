@@ -57,7 +57,7 @@ class StubbornEngine:
 def main() -> int:
     from shield_orchestrator.workers import __main__ as entry
 
-    def stubborn_factory(settings: Any) -> Any:
+    def stubborn_factory(settings: Any, *args: Any, **kwargs: Any) -> Any:
         return StubbornEngine(hang_in_close=True)
 
     entry.create_engine = stubborn_factory  # type: ignore[assignment]

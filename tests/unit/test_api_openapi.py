@@ -14,6 +14,7 @@ from tests.support.api import OPENAPI_FILE, REGENERATE, dump, served_schema
 
 
 def _expected() -> dict[str, Any]:
+    from shield_orchestrator import keys
     from shield_orchestrator.api import config
 
     schema: dict[str, Any] = json.loads(OPENAPI_FILE.read_text())
@@ -22,8 +23,8 @@ def _expected() -> dict[str, Any]:
     comps["IngestRequest"]["properties"]["chunks"]["maxItems"] = config.MAX_CHUNKS_PER_REQUEST
     comps["ChunkIn"]["properties"]["text"]["maxLength"] = config.MAX_CHUNK_CHARS
     workspace = comps["IngestRequest"]["properties"]["workspace"]
-    workspace["enum"] = list(config.WORKSPACES)
-    workspace["default"] = config.WORKSPACES[0]
+    workspace["enum"] = list(keys.WORKSPACES)
+    workspace["default"] = keys.WORKSPACES[0]
     return expected
 
 

@@ -1,57 +1,51 @@
-"""One job through the API on worker1, its chunks processed by the pools of both worker hosts.
+"""One shared graph, two workspaces spread over the two worker hosts (issue 15).
 
-Each worker host keeps its LightRAG file storages (offline engine, `orchestrator_engine_storage:
-file`) under the working dir; a processed chunk is a document ``shield-<job>-<chunk>`` in that
-host's doc status. Every chunk of the job is there exactly once across the two hosts, and each
-host has some: the job was spread over both, and no chunk was processed twice.
+The cluster runs the in-process offline engine with every LightRAG storage in PostgreSQL on
+data1 (Debian 13: pgvector), so a workspace's graph is one, whichever process writes it; each
+workspace has one owner at a time (a fleet-wide lease). Checked through the API on worker1 and
+PostgreSQL on data1: the two workspaces are owned by processes on different hosts; a job sent to
+each workspace completes, and its documents are in that workspace's rows of the shared tables
+exactly once.
 """
 
 from __future__ import annotations
 
-import json
-import shlex
-import time
-
 import tests_common as tc
 
 testinfra_hosts = tc.hosts_in("orchestrator_api")
-CHUNKS = 60
-WORKING_DIR = "/var/lib/shield-orchestrator/lightrag"  # orchestrator_engine_working_dir's default
-_COUNT = r"""
-import json, pathlib, sys
-prefix = sys.argv[2]
-n = 0
-for f in pathlib.Path(sys.argv[1]).rglob("kv_store_doc_status.json"):
-    docs = json.loads(f.read_text() or "{}")
-    n += sum(1 for k, v in docs.items() if k.startswith(prefix) and v.get("status") == "processed")
-print(json.dumps(n))
-"""
+CHUNKS = 30
+WORKSPACES = ("default", "team_b")  # molecule.yml: orchestrator_workspaces
 
 
-def _processed_on(name: str, job_id: str) -> int:
-    """Documents of the job that this worker host's LightRAG storage holds as processed."""
-    args = " ".join(shlex.quote(a) for a in (_COUNT, WORKING_DIR, f"shield-{job_id}-"))
-    return int(json.loads(tc.host(name).check_output(f"python3 -c {args}")))
+def _docs(job_id: str, workspace: str) -> int:
+    data = tc.host(tc.hosts_in("postgresql")[0])
+    return int(
+        tc.sql(
+            data,
+            "SELECT count(*) FROM lightrag_doc_status WHERE status = 'processed'"  # noqa: S608
+            f" AND workspace = '{tc.sql_name(workspace)}'"
+            f" AND id LIKE 'shield-{tc.sql_name(job_id)}-%'",
+        )
+    )
 
 
-def test_one_job_spread_over_both_worker_hosts(host):
-    env = tc.environment_file(host)
-    job = tc.ingest_and_wait(host, tc.api_key(env), chunks=CHUNKS)
-    workers = tc.hosts_in("orchestrator_workers")
-    assert len(workers) >= 2, f"the cluster needs two worker hosts: {workers}"
-    # LightRAG writes its file storages after each pipeline batch: allow them to catch up
-    deadline = time.monotonic() + 120
-    while True:
-        counts = {w: _processed_on(w, job["job_id"]) for w in workers}
-        if sum(counts.values()) >= CHUNKS or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    assert sum(counts.values()) == CHUNKS, f"documents of job {job['job_id']} per host: {counts}"
-    idle = [w for w, n in counts.items() if n == 0]
-    assert not idle, f"{idle} processed no chunk of job {job['job_id']}: {counts}"
+def test_the_hosts_own_one_workspace_each(host):
+    key = tc.api_key(tc.environment_file(host))
+    status, health = tc.http(host, "GET", "/health/detailed", key)
+    assert status == 200, health
+    owners = {w["name"]: w["owners"] for w in health["workspaces"]}
+    assert sorted(owners) == sorted(WORKSPACES), health
+    assert all(len(o) == 1 for o in owners.values()), f"one owner each: {owners}"
+    hosts = {o[0].rsplit(":", 1)[0] for o in owners.values()}
+    assert hosts == set(tc.hosts_in("orchestrator_workers")), f"spread over both hosts: {owners}"
+    assert health["warnings"] == [], health["warnings"]
 
-    data = tc.host(tc.hosts_in("redis")[0])
-    consumers = tc.redis_cli(data, env, "XINFO", "CONSUMERS", tc.STREAM, tc.GROUP).splitlines()
-    names = [consumers[i + 1] for i, v in enumerate(consumers[:-1]) if v == "name"]
-    for worker in workers:  # consumers are named <host>:<instance> (ARCHITECTURE.md)
-        assert any(n.startswith(f"{worker}:") for n in names), f"{worker}: no consumer in {names}"
+
+def test_each_workspaces_job_lands_in_its_own_rows_of_the_one_graph(host):
+    key = tc.api_key(tc.environment_file(host))
+    for workspace in WORKSPACES:
+        job = tc.ingest_and_wait(host, key, chunks=CHUNKS, workspace=workspace)
+        assert (job["chunks_processed"], job["chunks_failed"]) == (CHUNKS, 0), job
+        assert _docs(job["job_id"], workspace) == CHUNKS
+        other = next(w for w in WORKSPACES if w != workspace)
+        assert _docs(job["job_id"], other) == 0, f"job of {workspace} stored in {other}"

@@ -12,10 +12,16 @@ testinfra_hosts = tc.hosts_in("orchestrator_workers")
 # Redis must answer an unauthenticated PING with NOAUTH, PostgreSQL must ask for a password
 # (or reject the connection) instead of letting a password-less startup message in.
 _REDIS_PROBE = r"""
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-s.sendall(b"PING\r\n")
-print(s.recv(200).decode().strip())
+import socket, ssl, sys
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection((host, port), timeout=5)
+try:
+    if ca != "-":  # TLS verified against the deployment's CA and the name dialled
+        s = ssl.create_default_context(cafile=ca).wrap_socket(s, server_hostname=host)
+    s.sendall(b"PING\r\n")
+    print(s.recv(200).decode().strip() or "closed")
+except OSError:  # reset by a TLS-only server, or a failed handshake
+    print("closed")
 """
 _PG_PROBE = r"""
 import socket, struct, sys
@@ -48,8 +54,16 @@ def test_worker_units_active_enabled_hardened(host):
 
 def test_redis_needs_credentials(host):
     data = _data_host()
-    reply = host.check_output("python3 -c %s %s %s", _REDIS_PROBE, data, str(tc.REDIS_PORT))
+    tls = host.file(tc.APP_CA).exists  # the cluster spans several hosts: TLS between them
+
+    def probe(ca: str) -> str:
+        return host.check_output("python3 -c %s %s %s %s", _REDIS_PROBE, data,
+                                 str(tc.REDIS_PORT), ca)  # fmt: skip
+
+    reply = probe(tc.APP_CA if tls else "-")
     assert reply.startswith("-NOAUTH"), f"redis on {data} answered {reply!r} without a password"
+    if tls:
+        assert probe("-") == "closed", f"redis on {data} answered plaintext"
 
 
 @pytest.mark.parametrize("user", ["shield_orchestrator", "postgres"])

@@ -87,9 +87,7 @@ def test_ingestion_through_the_api(host):
 
 
 def _sql(host, query: str) -> str:
-    out = host.run("runuser -u postgres -- psql -d shield_orchestrator -tA -c %s", query)
-    assert out.rc == 0, out.stderr
-    return out.stdout.strip()
+    return tc.sql(host, query)
 
 
 def test_lightrag_graph_is_in_the_default_storages(host):

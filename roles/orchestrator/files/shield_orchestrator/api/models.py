@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from shield_orchestrator import keys
 from shield_orchestrator.api import config
 
 # Text with at least one non-whitespace character and no NUL (PostgreSQL text cannot hold one).
@@ -53,7 +54,7 @@ SourceType = Annotated[
         pattern=TEXT_PATTERN,
     ),
 ]
-WORKSPACES: tuple[str, ...] = tuple(config.WORKSPACES)
+WORKSPACES: tuple[str, ...] = keys.WORKSPACES  # orchestrator_workspaces
 DEFAULT_WORKSPACE = WORKSPACES[0]
 
 
@@ -175,12 +176,27 @@ class WorkerOut(BaseModel):
     rate_per_s: float | None
 
 
+class WorkspaceOut(BaseModel):
+    name: str
+    owners: list[str] = Field(
+        description="Worker processes (host:instance) serving it now: its one owner with the "
+        "in-process LightRAG engines, every live process with the others."
+    )
+    owned_for_s: float | None = Field(description="Since the owner took it (lease age).")
+    queue_depth: int = Field(description="Entries on its ingestion stream.")
+    pending: int = Field(description="Entries delivered to its owner, not yet acked.")
+
+
 class HealthDetailedOut(BaseModel):
     status: Literal["ok", "degraded"]
     redis: DependencyOut
     postgres: DependencyOut
     workers: list[WorkerOut]
-    queue_depth: int | None = Field(description="Entries on the ingestion stream.")
+    workspaces: list[WorkspaceOut] = Field(default_factory=list)
+    warnings: list[str] = Field(
+        default_factory=list, description="E.g. a workspace whose work waits with no owner."
+    )
+    queue_depth: int | None = Field(description="Entries on the workspaces' ingestion streams.")
     pending: int | None = Field(description="Entries delivered to a worker, not yet acked.")
     dead_letter: int | None = Field(description="Entries on the dead-letter stream.")
     processing_rate_per_s: float | None = Field(description="Sum of the workers' rates.")

@@ -31,7 +31,7 @@ LATENCY_BUCKETS_S = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 
 # name -> help of the gauges refreshed from Redis at each scrape (and by /health/detailed)
 QUEUE_GAUGES = {
-    "shield_queue_depth": "Entries on the ingestion stream.",
+    "shield_queue_depth": "Entries on the workspaces' ingestion streams.",
     "shield_queue_pending": "Entries delivered to a worker and not acknowledged yet.",
     "shield_dead_letter_depth": "Entries on the dead-letter stream.",
     "shield_queue_stale_pending_seconds": (
@@ -40,6 +40,9 @@ QUEUE_GAUGES = {
     ),
     "shield_jobs_dirty": "Jobs whose PostgreSQL row is behind Redis (the write-behind backlog).",
     "shield_workers_live": "Worker processes whose heartbeat is current.",
+    "shield_workspaces_unserved": (
+        "Declared workspaces whose chunks wait while no worker process serves them."
+    ),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shield_orchestrator.engines.base import Engine
 from shield_orchestrator.engines.noop import NoopEngine
 from shield_orchestrator.errors import ConfigError
@@ -10,10 +12,18 @@ from shield_orchestrator.settings import Settings
 # Every engine by name; the roles' argument_specs `choices` and preflight lists must equal it
 # (tests/render/test_choices.py).
 ENGINES = ("offline", "lightrag", "lightrag_server", "noop")
+# Engines that write a workspace's graph from inside the worker process: LightRAG allows one such
+# process per workspace, so a workspace is served by its owner only (the engine takes the lease at
+# start: engines/workspace_lock.py). The others serve every workspace from every process.
+SINGLE_WRITER = frozenset({"offline", "lightrag"})
 
 
-def create_engine(settings: Settings) -> Engine:
-    """The engine named by ``settings.engine``; ConfigError for an unknown name.
+def create_engine(
+    settings: Settings, workspace: str | None = None, lease_wait_s: float | None = None
+) -> Engine:
+    """The engine named by ``settings.engine`` for ``workspace`` (default: the first declared);
+    ConfigError for an unknown name. ``lease_wait_s``: how long a single-writer engine's start
+    waits for the workspace's lease (None: one lease TTL; 0: refuse at once when it is held).
 
     Engines with heavy imports (lightrag) are imported here lazily, only when chosen.
     """
@@ -27,7 +37,12 @@ def create_engine(settings: Settings) -> Engine:
     if name in ("offline", "lightrag", "lightrag_server"):
         from shield_orchestrator.engines.config import EngineConfig
 
-        config = EngineConfig.from_settings(settings)
+        chosen: dict[str, Any] = {}
+        if workspace is not None:
+            chosen["workspace"] = workspace
+        if lease_wait_s is not None:
+            chosen["workspace_lock_wait_s"] = lease_wait_s
+        config = EngineConfig.from_settings(settings, **chosen)
         if name == "offline":
             from shield_orchestrator.engines.offline import OfflineEngine
 

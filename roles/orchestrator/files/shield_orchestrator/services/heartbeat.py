@@ -1,16 +1,18 @@
 """Worker heartbeats and the measured processing rate (for /health/detailed).
 
 Each worker process writes ``keys.worker(consumer)`` (hash, TTL 3 heartbeat intervals) and
-its score in ``keys.WORKERS`` (sorted set: consumer -> last_seen). The rate is measured over a
-sliding window of completed chunks, never a constant.
+its score in ``keys.WORKERS`` (sorted set: consumer -> last_seen); the hash's ``workspaces``
+field (JSON: workspace -> since when) says which workspaces the process serves. The rate is
+measured over a sliding window of completed chunks, never a constant.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -57,6 +59,8 @@ class WorkerBeat:
     rate: float  # chunks/s over the meter's window
     engine: str
     state: str  # running | draining | stopped
+    # the workspaces this process serves now -> since when (epoch s)
+    workspaces: Mapping[str, float] = field(default_factory=dict)
 
 
 async def beat(redis: Redis, b: WorkerBeat, interval_s: float) -> None:
@@ -77,6 +81,7 @@ async def beat(redis: Redis, b: WorkerBeat, interval_s: float) -> None:
                 "rate": f"{b.rate:.3f}",
                 "engine": b.engine,
                 "state": b.state,
+                "workspaces": json.dumps(dict(b.workspaces), sort_keys=True),
             },
         )
         pipe.expire(key, max(1, int(3 * interval_s)))
@@ -120,8 +125,18 @@ async def read_workers(redis: Redis) -> list[WorkerBeat]:
                 rate=float(h.get("rate") or 0),
                 engine=h.get("engine", ""),
                 state=h.get("state", ""),
+                workspaces=_workspaces(h.get("workspaces")),
             )
         )
     if stale:
         await redis.zrem(keys.WORKERS, *stale)
     return out
+
+
+def _workspaces(raw: str | None) -> dict[str, float]:
+    """The ``workspaces`` field of a heartbeat hash ({} when absent or not JSON)."""
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return {str(k): float(v) for k, v in value.items()} if isinstance(value, dict) else {}

@@ -2,7 +2,7 @@
 
 Creating a job (:meth:`JobRegistry.create`)::
 
-    XLEN ingestion stream >= max_queue_pending?            -> QueueFull (the API answers 429)
+    XLEN workspace's stream >= max_queue_pending?         -> QueueFull (the API answers 429)
     Idempotency-Key known (Redis, then PostgreSQL)?        -> the same job, or IdempotencyConflict
     INSERT jobs row (PostgreSQL; idempotency_key UNIQUE)   -> a concurrent twin loses here
     ENQUEUE_LUA: HSET job hash, XADD every chunk, XADD ingestion.queued (global + job
@@ -26,7 +26,7 @@ Errors (all :class:`~shield_orchestrator.errors.ShieldError`)::
     ShieldError
     ├── JobNotFound            (errors.py) no such job
     └── RegistryError          this module
-        ├── QueueFull          the ingestion stream holds max_queue_pending entries or more
+        ├── QueueFull          the workspace's stream holds max_queue_pending entries or more
         ├── IdempotencyConflict  same Idempotency-Key, different request
         └── NotRetryable       retry-failed on an active job, or nothing to retry
 """
@@ -55,8 +55,8 @@ JOB_KIND = "ingest"  # the jobs row's and the job hash's kind; its entries are i
 # The jobs row's and the job hash's kind of a job whose entries are of each message kind.
 JOB_KINDS = {messages.INGEST_CHUNK: JOB_KIND, messages.DELETE_DOCUMENT: "delete"}
 
-# KEYS: 1 job hash, 2 ingestion stream, 3 events stream, 4 idempotency key, 5 the job's
-# event stream (the queued event goes to both streams with one id: event_bus.EVENT_LUA).
+# KEYS: 1 job hash, 2 the workspace's ingestion stream, 3 events stream, 4 idempotency key,
+# 5 the job's event stream (the queued event goes to both streams with one id: event_bus.EVENT_LUA).
 # ARGV: 1 events maxlen, 2 idempotency TTL (s), 3 idempotency value ('' = no key),
 # 4 event JSON ([type, job_id, data]), 5 message version, 6 kind, 7 job id, 8 the chunks
 # (:func:`chunks_blob`: "id\nbody\nid\nbody..."), then the job hash's field/value pairs.
@@ -91,8 +91,12 @@ class RegistryError(ShieldError):
 
 
 class QueueFull(RegistryError):  # noqa: N818
-    def __init__(self, depth: int, limit: int) -> None:
-        super().__init__(f"ingestion queue holds {depth} chunks (limit {limit}); retry later")
+    def __init__(self, workspace: str, depth: int, limit: int) -> None:
+        super().__init__(
+            f"the ingestion queue of workspace {workspace!r} holds {depth} chunks "
+            f"(limit {limit}); retry later"
+        )
+        self.workspace = workspace
         self.depth = depth
         self.limit = limit
 
@@ -231,11 +235,12 @@ class JobRegistry:
         """Create the job, or return the earlier one of the same Idempotency-Key."""
         # Only an idempotent request needs the digest (SHA-256 over the whole body).
         digest = new.digest() if new.idempotency_key is not None else None
-        depth, known = await self._depth_and_idempotency(new.idempotency_key)
+        stream = keys.ingestion_stream(new.workspace)
+        depth, known = await self._depth_and_idempotency(stream, new.idempotency_key)
         if known is not None and digest is not None:
             return _replay_or_conflict(known, digest)
         if depth >= self.max_queue_pending:
-            raise QueueFull(depth, self.max_queue_pending)
+            raise QueueFull(new.workspace, depth, self.max_queue_pending)
         job_id = str(uuid.uuid4())
         created_at = time.time()
         created = dt.datetime.fromtimestamp(created_at, dt.UTC)
@@ -274,11 +279,13 @@ class JobRegistry:
             return None
         return Created(str(row["job_id"]), int(row["chunks_total"]), replayed=True)
 
-    async def _depth_and_idempotency(self, idem: str | None) -> tuple[int, dict[str, Any] | None]:
+    async def _depth_and_idempotency(
+        self, stream: str, idem: str | None
+    ) -> tuple[int, dict[str, Any] | None]:
         if idem is None:  # one command, without a pipeline's bookkeeping
-            return int(await self.redis.xlen(keys.INGESTION_STREAM)), None
+            return int(await self.redis.xlen(stream)), None
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xlen(keys.INGESTION_STREAM)
+            pipe.xlen(stream)
             pipe.get(keys.idempotency(idem))
             replies = await pipe.execute()
         known = json.loads(replies[1]) if replies[1] else None
@@ -322,7 +329,7 @@ class JobRegistry:
         await self._script(
             keys=[
                 keys.job(job_id),
-                keys.INGESTION_STREAM,
+                keys.ingestion_stream(new.workspace),
                 keys.EVENTS_STREAM,
                 idem_key or keys.idempotency(""),
                 keys.job_events(job_id),

@@ -15,10 +15,12 @@ from shield_orchestrator.api.models import (
     HealthDetailedOut,
     HealthOut,
     WorkerOut,
+    WorkspaceOut,
     error_responses,
 )
 from shield_orchestrator.services.heartbeat import read_workers
 from shield_orchestrator.services.queue_stats import queue_stats
+from shield_orchestrator.services.workspaces import warnings, workspace_states
 
 public = APIRouter(tags=["health"])
 router = APIRouter(tags=["health"])
@@ -53,6 +55,8 @@ async def health_detailed(ctx: ContextDep) -> HealthDetailedOut | JSONResponse:
     postgres_ok = await _probe(lambda: ctx.db.fetchval("SELECT 1"))
     depth = pending = dead = None
     workers: list[WorkerOut] = []
+    spaces: list[WorkspaceOut] = []
+    notes: list[str] = []
     rate = None
     if redis_ok.ok:
         stats = await queue_stats(ctx.redis)
@@ -72,11 +76,25 @@ async def health_detailed(ctx: ContextDep) -> HealthDetailedOut | JSONResponse:
             for b in beats
         ]
         rate = round(sum(b.rate for b in beats), 3)
+        states = workspace_states(stats, beats, now)
+        spaces = [
+            WorkspaceOut(
+                name=s.name,
+                owners=list(s.servers),
+                owned_for_s=s.served_for_s,
+                queue_depth=s.depth,
+                pending=s.pending,
+            )
+            for s in states
+        ]
+        notes = warnings(states)
     out = HealthDetailedOut(
         status="ok" if redis_ok.ok and postgres_ok.ok else "degraded",
         redis=redis_ok,
         postgres=postgres_ok,
         workers=workers,
+        workspaces=spaces,
+        warnings=notes,
         queue_depth=depth,
         pending=pending,
         dead_letter=dead,

@@ -5,6 +5,7 @@ the counters are the sum over all of them, whichever process answers (api/teleme
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -13,6 +14,7 @@ from shield_orchestrator.api.deps import ContextDep
 from shield_orchestrator.api.models import error_responses
 from shield_orchestrator.services.heartbeat import read_workers
 from shield_orchestrator.services.queue_stats import queue_stats
+from shield_orchestrator.services.workspaces import warnings, workspace_states
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["metrics"])
@@ -46,4 +48,6 @@ async def metrics(ctx: ContextDep) -> Response:
         gauges.set("shield_queue_stale_pending_seconds", stats.stale_pending_s)
         gauges.set("shield_jobs_dirty", stats.jobs_dirty)
         gauges.set("shield_workers_live", len(workers))
+        unserved = warnings(workspace_states(stats, workers, time.time()))
+        gauges.set("shield_workspaces_unserved", len(unserved))
     return Response(ctx.metrics.render(), media_type=CONTENT_TYPE_LATEST)
