@@ -4,13 +4,17 @@ Every operation gets a bounded number of generated requests, valid ones and inva
 with a valid API key through the app's ASGI interface (schemathesis runs the lifespan). Each
 answer must not be a server error and must conform to the schema: a declared status code,
 content type, headers and body. /events/stream is read for a moment, then cut (it never ends).
+POST /lightrag/query is answered by a query loop per workspace (services/query_server.py, the
+noop engine) in a thread of its own, as a worker process would (without one: 504).
 (schemathesis.pytest.from_fixture does not run on pytest 9, so the operations are driven with
 hypothesis directly, one test per operation and generation mode.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,7 +52,37 @@ CASES = [
 
 
 @pytest.fixture
-def api_schema(worker_settings: Any, redis_client: Any, pg_pool: Any) -> Iterator[Any]:
+def query_worker(worker_settings: Any) -> Iterator[None]:
+    """serve_queries for every workspace, noop engine, in its own thread and event loop."""
+    from shield_orchestrator.api.models import WORKSPACES
+    from shield_orchestrator.engines.noop import NoopEngine
+    from shield_orchestrator.services.query_server import serve_queries
+    from shield_orchestrator.services.redis_client import create_redis
+
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        redis = create_redis(worker_settings)
+        engine = NoopEngine()
+        try:
+            await asyncio.gather(*(serve_queries(redis, ws, "schemathesis:1", engine.query, stop,
+                                                 block_ms=100) for ws in WORKSPACES))  # fmt: skip
+        finally:
+            await redis.aclose()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    yield
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(30)
+    loop.close()
+
+
+@pytest.fixture
+def api_schema(
+    worker_settings: Any, redis_client: Any, pg_pool: Any, query_worker: None
+) -> Iterator[Any]:
     from schemathesis.python import asgi
     from shield_orchestrator.api.app import create_app
 

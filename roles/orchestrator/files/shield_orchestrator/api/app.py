@@ -24,7 +24,7 @@ from shield_orchestrator.api.config import ApiConfig
 from shield_orchestrator.api.deps import ApiContext
 from shield_orchestrator.api.errors import install_error_handlers
 from shield_orchestrator.api.limits import BodyLimits
-from shield_orchestrator.api.routes import events, health, ingest, jobs, metrics
+from shield_orchestrator.api.routes import events, health, ingest, jobs, metrics, query
 from shield_orchestrator.api.telemetry import ApiMetrics
 from shield_orchestrator.database.pool import create_pool
 from shield_orchestrator.services.job_registry import JobRegistry
@@ -34,7 +34,7 @@ from shield_orchestrator.settings import Settings, load_settings, require_api_ke
 log = logging.getLogger(__name__)
 
 API_VERSION = "1"
-REDIS_MAX_CONNECTIONS = 256  # each open SSE stream holds one while its XREAD blocks
+REDIS_MAX_CONNECTIONS = 256  # each open SSE stream (XREAD) and query (BLPOP) holds one
 PG_POOL_MAX = 8
 DOCS_PATHS = {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
 
@@ -86,7 +86,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
     install_error_handlers(app, config)
     app.include_router(health.public)
     secured = [Depends(require_api_key)]
-    for module in (ingest, jobs, events, metrics):
+    for module in (ingest, query, jobs, events, metrics):
         app.include_router(module.router, dependencies=secured)
     app.include_router(health.router, dependencies=secured)
     public = {"/health"}

@@ -202,6 +202,49 @@ class HealthDetailedOut(BaseModel):
     processing_rate_per_s: float | None = Field(description="Sum of the workers' rates.")
 
 
+QueryMode = Literal["mix", "local", "global", "hybrid", "naive"]  # services/queries.MODES
+MAX_QUERY_CHARS = 4000  # a question, not a document
+
+
+class QueryIn(BaseModel):
+    """Body of POST /lightrag/query: a question about one workspace's graph."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=1, max_length=MAX_QUERY_CHARS, pattern=TEXT_PATTERN
+        ),
+    ] = Field(description="The question; stripped, then 1..MAX_QUERY_CHARS characters.")
+    workspace: Workspace = Field(default=DEFAULT_WORKSPACE)
+    mode: QueryMode = Field(
+        default="mix",
+        description="LightRAG's retrieval mode: mix (graph + vectors), local (entities), "
+        "global (relations), hybrid (both), naive (text chunks by vector only).",
+    )
+    only_need_context: bool = Field(
+        default=False, description="Return the retrieved context, without a generated answer."
+    )
+    top_k: int | None = Field(
+        default=None, ge=1, le=200, description="Entities/relations to retrieve (LightRAG's)."
+    )
+    timeout_s: float = Field(
+        default=60.0, ge=1, le=600, description="How long to wait for the workspace's worker."
+    )
+
+
+class QueryOut(BaseModel):
+    """The answer (or with only_need_context the context) from the workspace's own graph."""
+
+    workspace: str
+    mode: QueryMode
+    engine: str = Field(description="Who answered and how, e.g. offline extraction (no LLM).")
+    answer: str | None = Field(description="The generated answer; null with only_need_context.")
+    context: str | None = Field(description="The retrieved context; null unless asked for.")
+    served_by: str = Field(description="The worker process (host:instance) that answered.")
+
+
 class ErrorOut(BaseModel):
     """Every error but 422: one sentence naming what is wrong."""
 
@@ -232,7 +275,9 @@ def error_responses(
         413: "Request body larger than the limit.",
         422: "Invalid input; detail names each field.",
         429: "The ingestion queue is full; retry after Retry-After seconds.",
+        502: "The workspace's engine failed answering (detail says how).",
         503: "A dependency is unavailable.",
+        504: "No worker process serving the workspace answered in time.",
     }
     out: dict[int | str, dict[str, Any]] = {}
     for code in codes:
