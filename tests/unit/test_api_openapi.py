@@ -1,7 +1,8 @@
 """The served OpenAPI document equals the committed docs/openapi.json, and declares everything.
 
 The committed file describes the default rendered tree; on another tree the request-shape
-limits (chunk count, chunk size, workspaces) are the rendered ones, patched in before comparing.
+limits (chunk count, chunk size, the workspaces of ingest and query) are the rendered ones,
+patched in before comparing.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ def _expected() -> dict[str, Any]:
     comps = expected["components"]["schemas"]
     comps["IngestRequest"]["properties"]["chunks"]["maxItems"] = config.MAX_CHUNKS_PER_REQUEST
     comps["ChunkIn"]["properties"]["text"]["maxLength"] = config.MAX_CHUNK_CHARS
-    workspace = comps["IngestRequest"]["properties"]["workspace"]
-    workspace["enum"] = list(keys.WORKSPACES)
-    workspace["default"] = keys.WORKSPACES[0]
+    for model in ("IngestRequest", "QueryIn"):  # the declared workspaces, the first the default
+        workspace = comps[model]["properties"]["workspace"]
+        workspace["enum"] = list(keys.WORKSPACES)
+        workspace["default"] = keys.WORKSPACES[0]
     return expected
 
 
