@@ -1,6 +1,6 @@
-"""``shieldctl query`` against the real API process and a process serving the workspaces'
-queries (tests.support.query_worker: the engine the worker builds, noop here, answering through
-services/queries.serve_queries, as workers/workspaces.py does per workspace it serves).
+"""``shieldctl query`` against the real API process and a real worker process
+(``shield_orchestrator.workers``, engine noop: it serves every declared workspace, and answers
+each one's queries through services/query_server.serve_queries, workers/workspaces.py).
 
 What is proved: the answer (and with --context the context) is printed on stdout, the engine's
 label and the answering process on stderr; a workspace nobody serves is one line naming it and
@@ -9,9 +9,6 @@ exit 2; an undeclared workspace is refused by the API naming the declared ones.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ import pytest
 from shield_orchestrator.api.models import WORKSPACES
 
 from tests.acceptance.test_shieldctl import shieldctl
-from tests.support.procs import REPO
+from tests.support.procs import WorkerProc, worker_processes
 
 pytestmark = pytest.mark.acceptance
 
@@ -28,21 +25,13 @@ NO_GRAPH = "noop engine: no graph (it stores nothing; deploy the offline or ligh
 
 
 @pytest.fixture
-def query_worker(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    log = (tmp_path / "query-worker.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.query_worker", "1"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)  # fmt: skip
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-        log.close()
+def worker(env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProc]:
+    with worker_processes(env, tmp_path) as spawn:
+        yield spawn("1")
 
 
 def test_shieldctl_query_prints_the_workspaces_answer(
-    api_proc: tuple[Any, str], query_worker: subprocess.Popen[bytes], tmp_path: Path
+    api_proc: tuple[Any, str], worker: WorkerProc, tmp_path: Path
 ) -> None:
     _, base = api_proc
     asked = shieldctl(base, tmp_path, "query", "What does the graph hold?")

@@ -64,7 +64,25 @@ def role_values(variant: str) -> dict[str, object]:
         values.update(yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text()))
     if variant == "alt":
         values.update(yaml.safe_load((REPO / "tests" / "render" / "alt_values.yml").read_text()))
-    return {name: _resolve(value, values) for name, value in values.items()}
+    # a default may name a role's private vars (e.g. orchestrator_tls_enabled ->
+    # __orchestrator_tls_auto): they are visible to the templar, as in the play
+    private: dict[str, object] = {}
+    for role in APP_ROLES:
+        role_vars = REPO / "roles" / role / "vars" / "main.yml"
+        if role_vars.exists():
+            private.update(yaml.safe_load(role_vars.read_text()) or {})
+    context = {**{k: _trusted(v) for k, v in {**private, **values}.items()}, "groups": {}}
+    return {name: _resolve(value, context) for name, value in values.items()}
+
+
+def _trusted(value: object) -> object:
+    """A string of the roles' own files, trusted as a template (as the play trusts them), so
+    that a default naming another templated variable resolves it in turn."""
+    if isinstance(value, str) and "{{" in value:
+        from ansible.template import trust_as_template
+
+        return trust_as_template(value)
+    return value
 
 
 def _resolve(value: object, values: dict[str, object]) -> object:
