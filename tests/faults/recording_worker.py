@@ -49,6 +49,12 @@ class RecordingEngine:
         await self.redis.hincrby(FINISHED, field, 1)
         return out
 
+    async def delete(self, request: Any) -> Any:
+        return await self.inner.delete(request)
+
+    async def query(self, q: Any) -> Any:
+        return await self.inner.query(q)
+
     async def close(self) -> None:
         await self.inner.close()
         if self.redis is not None:

@@ -41,6 +41,14 @@ class StubbornEngine:
         await self._ignore_cancellation()
         return ChunkResult(entities=0, relations=0, detail={"engine": self.name})
 
+    async def delete(self, request: Any) -> Any:
+        raise NotImplementedError("the stubborn engine only processes chunks")
+
+    async def query(self, q: Any) -> Any:
+        from shield_orchestrator.engines.base import QueryResult
+
+        return QueryResult("stubborn engine: no graph", q.only_need_context, self.label)
+
     async def close(self) -> None:
         if self.hang_in_close:
             await self._ignore_cancellation()
