@@ -37,8 +37,10 @@ SHARED_MODULE = f"{APP}/settings.py"
 NEW_POOL_SIZE = 6  # the role's default is 4 (roles/orchestrator_workers/defaults/main.yml)
 NEW_MAX_BODY_BYTES = 65536  # orchestrator_api_max_body_bytes; the role's default is 10 MiB
 LOAD_UNIT = "shield-verify-load"
-LOAD_RESULT = "/root/shield-verify-load.json"
-LOAD_STOP = "/root/shield-verify-load.stop"
+LOAD_DIR = "/var/tmp"  # on the test host, beside the side effects' job files
+LOAD_PROGRAM = f"{LOAD_DIR}/shield-verify-load.py"
+LOAD_RESULT = f"{LOAD_DIR}/shield-verify-load.json"
+LOAD_STOP = f"{LOAD_DIR}/shield-verify-load.stop"
 LOAD_RATE = 40  # requests/s (open loop)
 # Runs on the API host under systemd-run (python3 of the image, stdlib only): argv: the
 # EnvironmentFile (the key is read there, never on argv), the result file, the stop file.
@@ -137,9 +139,9 @@ def test_site_orchestrator_reloads_the_api_without_losing_a_request(host):
     assert children_before
     env_file = tc.unit_properties(api, tc.API_UNIT, ["EnvironmentFiles"])["EnvironmentFiles"]
     api.run(f"rm -f {LOAD_RESULT} {LOAD_STOP}; systemctl reset-failed {LOAD_UNIT}")
-    api.check_output(f"cat > /root/shield-verify-load.py <<'EOF'\n{LOAD_SCRIPT}\nEOF")
+    api.check_output(f"cat > {LOAD_PROGRAM} <<'EOF'\n{LOAD_SCRIPT}\nEOF")
     api.check_output(
-        f"systemd-run --unit={LOAD_UNIT} --collect python3 /root/shield-verify-load.py "
+        f"systemd-run --unit={LOAD_UNIT} --collect python3 {LOAD_PROGRAM} "
         f"{env_file.split()[0]} {LOAD_RESULT} {LOAD_STOP} {tc.API_PORT} {LOAD_RATE}"
     )
     try:
