@@ -1,5 +1,5 @@
 """Tag-scoped redeploys: ``site.yml -t workers`` with another pool size (issue 8), and
-``site.yml -t orchestrator`` with another API limit under load (issue 18).
+``site.yml -t api`` with another API limit under load (issue 18).
 
 The file's name sorts it after test_default.py, so it runs on the deployment the other checks
 saw, and it leaves the host redeployed with the new values (destroy follows). It runs the
@@ -12,11 +12,12 @@ inventory (the verifier's environment carries ANSIBLE_CONFIG).
 2. the real run: ``worker_pool.py`` is re-rendered with the new value, every worker instance is
    restarted (new main PID), the API keeps its PID, and the shared modules are untouched.
 
-``-t orchestrator`` (the API's code and configuration): a client loop on the API host
-(LOAD_SCRIPT: GET /health and an authenticated GET /jobs, each on a new connection, at
-LOAD_RATE per second) runs from before the playbook to after it; the changed module is
-applied by a reload (handlers/main.yml), not a restart: 0 failed requests, the unit's main
-PID unchanged, every API process replaced, as many as before, and the new limit in effect.
+``-t api`` (the API's code and configuration): a client loop on the API host (LOAD_SCRIPT:
+GET /health and an authenticated GET /jobs, each on a new connection, at LOAD_RATE per second)
+runs from before the playbook to after it; the changed module is applied by a reload
+(handlers/main.yml), not a restart: 0 failed requests, the unit's main PID unchanged, every
+API process replaced, as many as before, and the new limit in effect; no task of the worker
+pool's or the indexers' roles ran, and every worker and indexer instance kept its main PID.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ POOL_MODULE = f"{APP}/workers/worker_pool.py"
 SHARED_MODULE = f"{APP}/settings.py"
 NEW_POOL_SIZE = 6  # the role's default is 4 (roles/orchestrator_workers/defaults/main.yml)
 NEW_MAX_BODY_BYTES = 65536  # orchestrator_api_max_body_bytes; the role's default is 10 MiB
+INDEXER_UNIT = "shield-orchestrator-indexer@"
 LOAD_UNIT = "shield-verify-load"
 LOAD_DIR = "/var/tmp"  # on the test host, beside the side effects' job files
 LOAD_PROGRAM = f"{LOAD_DIR}/shield-verify-load.py"
@@ -125,14 +127,34 @@ def test_site_workers_redeploys_only_the_pool(host):
         tc.assert_active_enabled(host, unit)
 
 
+def _instance_pids(h, template: str) -> dict[str, str]:
+    """Main PID of every loaded instance of a template unit (``template``: ``name@``)."""
+    out = h.check_output(f"systemctl list-units --all --plain --no-legend '{template}*.service'")
+    units = sorted(line.split()[0] for line in out.splitlines() if line.strip())
+    return {u: tc.unit_properties(h, u, ["MainPID"])["MainPID"] for u in units}
+
+
+def _workers_and_indexers() -> dict[str, str]:
+    """Main PID of every worker and indexer instance of the scenario, keyed host/unit."""
+    pids = {}
+    for group, template in (("orchestrator_workers", tc.WORKER_UNIT), ("indexer", INDEXER_UNIT)):
+        for name in tc.hosts_in(group):
+            found = _instance_pids(tc.host(name), template)
+            assert found, f"{name}: no {template}N.service instance is loaded"
+            pids |= {f"{name}/{unit}": pid for unit, pid in found.items()}
+    return pids
+
+
 def _api_children(h) -> set[str]:
     """The API's serving processes: the main process's children running spawn_main."""
     main = tc.unit_properties(h, tc.API_UNIT, ["MainPID"])["MainPID"]
     return set(h.check_output(f"pgrep -P {main} -f spawn_main").split())
 
 
-def test_site_orchestrator_reloads_the_api_without_losing_a_request(host):
+def test_site_api_reloads_the_api_alone_without_losing_a_request(host):
     api = tc.host(tc.hosts_in("orchestrator_api")[0])
+    others_before = _workers_and_indexers()
+    assert "0" not in others_before.values(), f"a unit has no main process: {others_before}"
     main_before = tc.unit_properties(api, tc.API_UNIT, ["MainPID"])["MainPID"]
     children_before = _api_children(api)
     assert main_before != "0"
@@ -149,7 +171,7 @@ def test_site_orchestrator_reloads_the_api_without_losing_a_request(host):
         active = api.run(f"systemctl is-active {LOAD_UNIT}").stdout.strip()
         assert active == "active", tc.journal(api, LOAD_UNIT)
         new_limit = f"orchestrator_api_max_body_bytes={NEW_MAX_BODY_BYTES}"
-        shown = _site("-t", "orchestrator", "-e", new_limit)
+        shown = _site("-t", "api", "-e", new_limit)
         time.sleep(2)
     finally:
         api.run(f"touch {LOAD_STOP}")
@@ -158,6 +180,17 @@ def test_site_orchestrator_reloads_the_api_without_losing_a_request(host):
             assert time.monotonic() < deadline, tc.journal(api, LOAD_UNIT)
             time.sleep(1)
     assert "RUNNING HANDLER [orchestrator : Reload shield-orchestrator API]" in shown
+    assert "RUNNING HANDLER [orchestrator : Restart shield-orchestrator API]" not in shown
+    others = [  # what ran of those roles, beyond their argument specs (tagged always)
+        line
+        for line in shown.splitlines()
+        if line.startswith(("TASK [orchestrator_workers :", "TASK [orchestrator_indexer :",
+                            "RUNNING HANDLER [orchestrator_workers :",
+                            "RUNNING HANDLER [orchestrator_indexer :"))
+        and "Validating arguments against arg spec" not in line
+    ]  # fmt: skip
+    assert others == [], f"-t api ran tasks of the pool's or the indexers' roles: {others}"
+    assert _workers_and_indexers() == others_before, "-t api restarted a worker or an indexer"
     load = json.loads(api.file(LOAD_RESULT).content_string)
     assert load["failures"] == [], load["failures"][:10]
     assert load["ok"] == load["sent"] > LOAD_RATE * 10, load
