@@ -35,11 +35,19 @@ render: $(RENDER_STAMP) ## render every *.py.j2 with the role defaults (no inven
 
 $(RENDER_STAMP): $(VENV_STAMP) $(RENDER_INPUTS)
 	@rm -rf $(RENDERED) && mkdir -p $(RENDERED)
+	@# The two trees render side by side (one ansible-playbook each: a single-threaded
+	@# controller, so two use both cores); either failing fails the target with its log's tail.
 	@for v in default alt; do \
 	  extra=; [ $$v = alt ] && extra="-e @tests/render/alt_values.yml"; \
 	  $(BIN)/ansible-playbook -i localhost, playbooks/render.yml -e render_root=$(CURDIR)/$(RENDERED)/$$v $$extra \
-	    >$(RENDERED)/render-$$v.log 2>&1 || { tail -40 $(RENDERED)/render-$$v.log; exit 1; }; \
-	done
+	    >$(RENDERED)/render-$$v.log 2>&1 & \
+	  eval "pid_$$v=$$!"; \
+	done; \
+	failed=; \
+	for v in default alt; do \
+	  eval "wait \$$pid_$$v" || { tail -40 $(RENDERED)/render-$$v.log; failed=1; }; \
+	done; \
+	[ -z "$$failed" ]
 	@touch $@
 	@echo "render: $(RENDERED)/default and $(RENDERED)/alt"
 
