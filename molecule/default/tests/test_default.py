@@ -124,6 +124,25 @@ def test_lightrag_graph_is_in_the_default_storages(host):
         assert len([c for c in collections.stdout.split() if c.startswith("default_")]) >= 3
 
 
+def test_a_lightrag_query_finds_an_entity_of_the_ingested_text(host):
+    """Issue 14: the graph built with the default storages answers a LightRAG query (asked
+    through the API, answered by the workspace's owner with its engine: Milvus Lite's directory
+    is open in that process only), and the context names an entity of the ingested text."""
+    key = tc.api_key(tc.environment_file(host))
+    tc.ingest_and_wait(host, key, chunks=3)
+    body = {
+        "query": "What feeds the LightRAG workers?",
+        "workspace": "default",
+        "mode": "local",
+        "only_need_context": True,
+    }
+    status, answer = tc.http(host, "POST", "/lightrag/query", key, body)
+    assert status == 200, answer
+    assert answer["workspace"] == "default"
+    assert answer["engine"].startswith("offline"), answer["engine"]
+    assert "lightrag" in (answer["context"] or "").lower(), answer
+
+
 # --- the API's processes (issue 18) -----------------------------------------------------------
 APP_PYTHON = "/opt/shield-orchestrator/venv/bin/python"  # orchestrator_base_dir's default
 API_CONFIG = "/opt/shield-orchestrator/app/shield_orchestrator/api/config.py"
