@@ -6,7 +6,8 @@ outcome Lua (JobTracker.record), so the streams hold what production writes.
 What is proved: the ``events_url`` of a 202, followed as returned, is the job's whole history
 then its live events, and the response ends after the terminal event (also for a job that
 finished before the client came); a client that reconnects with Last-Event-ID (or ``since``)
-gets every later event exactly once; a follower of job A never receives job B's events; a job
+gets every later event exactly once; a follower of job A never receives job B's events, and
+its response reads no stream but A's (MONITOR: every XREAD names A's stream alone); a job
 whose events were trimmed, or that lives only in PostgreSQL, starts with its current state; an
 unknown job is a 404; the unfiltered stream starts with the events that come next and sends
 keep-alive comments while nothing happens; a bad cursor is a 422.
@@ -284,3 +285,53 @@ async def test_stream_without_job_starts_with_new_events_and_pings(
     assert any(line.startswith(": ping") for line in raw), raw
     assert "event: worker.started" in raw
     assert not any("worker.stopped" in line for line in raw)
+
+
+async def test_a_follower_of_job_a_reads_no_other_stream(
+    client: httpx.AsyncClient, pool: Pool, redis_srv: Any
+) -> None:
+    """Not only filtered: every stream read the follower's response sends names job A's
+    stream alone (no other job's, not the global one), whatever Redis runs meanwhile (MONITOR)."""
+    from redis.asyncio import Redis
+    from shield_orchestrator import keys
+
+    a = await _submit(client, 2)
+    b = await _submit(client, 2)
+    watcher = Redis(port=redis_srv.port, password=redis_srv.password, decode_responses=True)
+    seen: list[str] = []
+    done = asyncio.Event()
+    async with watcher.monitor() as monitor:
+
+        async def collect() -> None:
+            while True:
+                seen.append((await monitor.next_command())["command"])
+                if seen[-1] == "ECHO monitor-done":
+                    done.set()
+
+        collector = asyncio.create_task(collect())
+
+        async def interleaved(k: int) -> None:
+            if k == 1:  # A's stream is open: B and A progress in turn
+                for job_id in (b["job_id"], a["job_id"], b["job_id"], a["job_id"]):
+                    await pool.record(job_id, 1)
+
+        try:
+            events, ended = await sse(client, a["events_url"], after=interleaved)
+            await pool.redis.echo("monitor-done")  # MONITOR shows every command before it
+            async with asyncio.timeout(DEADLINE_S):
+                await done.wait()
+        finally:
+            collector.cancel()
+    await watcher.aclose()
+    assert ended
+    assert _types(events)[-1] == "ingestion.completed"
+    reads = [c.split() for c in seen if c.split()[0].upper() in ("XREAD", "XRANGE", "XREVRANGE")]
+    assert reads, seen
+    for words in reads:
+        if words[0].upper() == "XREAD":
+            at = [w.upper() for w in words].index("STREAMS")
+            names = words[at + 1 : at + 1 + (len(words) - at - 1) // 2]
+        else:
+            names = [words[1]]
+        assert names == [keys.job_events(a["job_id"])], words
+    assert any(words[0].upper() == "XREAD" for words in reads), seen  # it followed live
