@@ -39,6 +39,7 @@ MODULES = [
     ("sse", "bench_sse", "API"),  # issue 18: 200 followers of one job's event stream
     ("vectors", "bench_vectors", "benchmarks"),  # issue 14: vector stores without pgvector
     ("growth", "bench_growth", "benchmarks"),  # issue 14: cost per chunk as the graph grows
+    ("workspaces", "bench_workspaces", "benchmarks"),  # issue 15: workspaces at once, hand-over
 ]
 TIMEOUT_S = 3600
 TIMEOUTS = {"growth": 8 * 3600}  # 50,000 chunks through one worker on 2 shared cores: hours
