@@ -5,7 +5,9 @@
 #         Ansible reaches it with ansible_connection=containers.podman.podman (see README.md).
 #         The API's port in the host (GUEST_API_PORT, the orchestrator role's
 #         orchestrator_api_port) is published on this machine's loopback only:
-#         127.0.0.1:$SANDBOX_API_PORT (default 8000), never on 0.0.0.0.
+#         127.0.0.1:$SANDBOX_API_PORT (default 8000), never on 0.0.0.0. The API there serves
+#         HTTPS only (the sandbox inventory turns TLS on): its certificate names 127.0.0.1 and
+#         chains to inventories/sandbox.tls-ca/ca.crt (curl --cacert; mk/deploy.mk sandbox-reach).
 #         Idempotent: a running sandbox that publishes that port is kept (and its deployment
 #         with it); one that publishes another port is recreated.
 #   down  remove it (its data goes with it).

@@ -1,7 +1,8 @@
 # mk/deploy.mk: the main job. See README.md ("make sandbox").
 #   make sandbox        preflight (scripts/sandbox-preflight.sh), local systemd host (harness:
 #                       make sandbox-hosts), full deploy with site.yml, the repository's docs
-#                       ingested through the API with scripts/shieldctl (live progress bar),
+#                       ingested through the API with scripts/shieldctl (live progress bar,
+#                       over HTTPS verified with the sandbox's CA: inventories/sandbox.tls-ca),
 #                       the stack left running and reachable from this machine
 #   make sandbox-down   (mk/harness.mk) remove the host and its deployment
 # Offline engine unless an Ollama endpoint is given: make sandbox OLLAMA=http://HOST:11434
@@ -15,7 +16,10 @@ SANDBOX_API_PORT ?= 8000
 SANDBOX_CHECK    ?=
 OLLAMA           ?=
 TIKTOKEN_FILE    ?=
-SANDBOX_URL      := http://127.0.0.1:$(SANDBOX_API_PORT)
+SANDBOX_URL      := https://127.0.0.1:$(SANDBOX_API_PORT)
+# the sandbox's CA (inventories/sandbox: orchestrator_tls_enabled, the play makes it): the API's
+# certificate is verified with it, never skipped (curl --cacert, shieldctl SHIELD_CA_FILE)
+SANDBOX_CA       := inventories/sandbox.tls-ca/ca.crt
 SANDBOX_CORPUS   := README.md ARCHITECTURE.md CHANGELOG.md roles/*/README.md roles/*/TROUBLESHOOTING.md harness/README.md collections/ansible_collections/shield/orchestrator/README.md
 export SANDBOX_API_PORT
 export SHIELD_SANDBOX_SECRETS_DIR := $(CURDIR)/$(SANDBOX_SECRETS)
@@ -49,21 +53,25 @@ sandbox-ingest:
 	tar -cf - $(wildcard $(SANDBOX_CORPUS)) | podman exec -i $(SANDBOX_HOST) sh -c 'rm -rf /root/corpus && mkdir -p /root/corpus && tar -xf - -C /root/corpus' && \
 	podman cp scripts/shieldctl $(SANDBOX_HOST):/usr/local/bin/shieldctl && \
 	podman exec $(if $(shell [ -t 1 ] && echo tty),-t) -e SHIELD_ENGINE_LABEL="$(if $(OLLAMA),lightrag via Ollama $(OLLAMA),offline extraction (no LLM))" \
+	  -e SHIELD_API_URL=https://127.0.0.1:8000 -e SHIELD_CA_FILE=/etc/shield-orchestrator/tls/ca.crt \
 	  $(SANDBOX_HOST) shieldctl submit /root/corpus --follow --require-graph
 
 # The stack from this machine: /health through the published port, the key in a 0600 file and
 # a curl header file beside it (the key never goes on a command line), how to reach the rest.
 sandbox-reach:
 	@(umask 077 && printf 'X-API-Key: %s\n' "$$(cat $(SANDBOX_SECRETS)/api_key)" >$(SANDBOX_SECRETS)/api_key.header)
-	@curl -fsS --max-time 10 $(SANDBOX_URL)/health >/dev/null \
-	  || { echo "sandbox: the API does not answer on $(SANDBOX_URL)/health from this machine"; exit 1; }
-	@curl -fsS --max-time 10 -H @$(SANDBOX_SECRETS)/api_key.header $(SANDBOX_URL)/health/detailed >/dev/null \
+	@curl -fsS --max-time 10 --cacert $(SANDBOX_CA) $(SANDBOX_URL)/health >/dev/null \
+	  || { echo "sandbox: the API does not answer on $(SANDBOX_URL)/health from this machine (verified with $(SANDBOX_CA))"; exit 1; }
+	@if curl -sS --max-time 10 -o /dev/null http://127.0.0.1:$(SANDBOX_API_PORT)/health 2>/dev/null; then \
+	  echo "sandbox: the API answered plaintext HTTP on port $(SANDBOX_API_PORT); it must answer HTTPS only"; exit 1; fi
+	@curl -fsS --max-time 10 --cacert $(SANDBOX_CA) -H @$(SANDBOX_SECRETS)/api_key.header $(SANDBOX_URL)/health/detailed >/dev/null \
 	  || { echo "sandbox: $(SANDBOX_URL)/health/detailed refused the key in $(SANDBOX_SECRETS)/api_key"; exit 1; }
 	@echo "sandbox: the stack keeps running in the container $(SANDBOX_HOST), its API on this machine's loopback:"
-	@echo "  API      $(SANDBOX_URL)   (OpenAPI page: $(SANDBOX_URL)/docs)"
+	@echo "  API      $(SANDBOX_URL)   (HTTPS only; OpenAPI page: $(SANDBOX_URL)/docs)"
+	@echo "  CA       $(SANDBOX_CA) (the sandbox's own: trust it in a browser, or pass it as below)"
 	@echo "  API key  $(SANDBOX_SECRETS)/api_key (mode 0600); as a curl header: $(SANDBOX_SECRETS)/api_key.header"
-	@echo "  curl -H @$(SANDBOX_SECRETS)/api_key.header $(SANDBOX_URL)/health/detailed"
-	@echo "  SHIELD_API_URL=$(SANDBOX_URL) SHIELD_API_KEY_FILE=$(SANDBOX_SECRETS)/api_key scripts/shieldctl submit FILE --follow"
+	@echo "  curl --cacert $(SANDBOX_CA) -H @$(SANDBOX_SECRETS)/api_key.header $(SANDBOX_URL)/health/detailed"
+	@echo "  SHIELD_API_URL=$(SANDBOX_URL) SHIELD_CA_FILE=$(SANDBOX_CA) SHIELD_API_KEY_FILE=$(SANDBOX_SECRETS)/api_key scripts/shieldctl submit FILE --follow"
 	@echo "  podman exec $(SANDBOX_HOST) journalctl -u 'shield-orchestrator-*' -f"
 	@echo "  make sandbox-down   # remove it (the secrets stay in $(SANDBOX_SECRETS) for the next sandbox)"
 

@@ -38,6 +38,9 @@ LOOPBACK = {"127.0.0.1", "::1"}
 # CA certificate a Redis host (roles/redis) and an app host (roles/orchestrator) verify with
 REDIS_CA = "/etc/redis/tls/ca.crt"
 APP_CA = "/etc/shield-orchestrator/tls/ca.crt"
+# ... and the API then serves HTTPS only, with this certificate (roles/orchestrator tasks/tls.yml)
+API_CERT = "/etc/shield-orchestrator/tls/api.crt"
+API_KEY_FILE = "/etc/shield-orchestrator/tls/api.key"
 
 
 # --- inventory ------------------------------------------------------------------------------
@@ -189,25 +192,37 @@ def sql(h: Any, query: str, database: str = "shield_orchestrator") -> str:
 
 # --- HTTP from inside the API host (python3 is in the image; no curl needed) ---------------------
 _HTTP = r"""
-import json, sys, urllib.request, urllib.error
-method, url, key, body = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+import json, ssl, sys, urllib.request, urllib.error
+method, url, key, body, ca = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 headers = {"Content-Type": "application/json", "X-API-Key": key, "Authorization": "Bearer " + key}
 data = body.encode() if body else None
 req = urllib.request.Request(url, method=method, data=data, headers=headers)
+context = ssl.create_default_context(cafile=ca) if ca else None  # chain and host name verified
 try:
-    with urllib.request.urlopen(req, timeout=30) as r:
+    with urllib.request.urlopen(req, timeout=30, context=context) as r:
         print(json.dumps({"status": r.status, "body": r.read().decode()}))
 except urllib.error.HTTPError as e:
     print(json.dumps({"status": e.code, "body": e.read().decode()}))
 """
 
 
+def api_tls(h: Any) -> bool:
+    """Whether the API on ``h`` serves HTTPS (TLS on: its certificate is installed)."""
+    return bool(h.file(API_CERT).exists)
+
+
+def api_base(h: Any) -> str:
+    """The API's base URL on the API host itself: https with TLS on, else http."""
+    return f"{'https' if api_tls(h) else 'http'}://127.0.0.1:{API_PORT}"
+
+
 def http(h: Any, method: str, path: str, key: str, body: Any = None) -> tuple[int, Any]:
-    """(status, parsed JSON body) of an API request made on the API host itself."""
+    """(status, parsed JSON body) of an API request made on the API host itself (over HTTPS,
+    verified with the deployment's CA, when TLS is on)."""
     payload = "" if body is None else json.dumps(body)
-    url = f"http://127.0.0.1:{API_PORT}{path}"
+    url, ca = api_base(h) + path, APP_CA if api_tls(h) else ""
     out = h.check_output(
-        "python3 -c " + " ".join(shlex.quote(a) for a in (_HTTP, method, url, key, payload))
+        "python3 -c " + " ".join(shlex.quote(a) for a in (_HTTP, method, url, key, payload, ca))
     )
     answer = json.loads(out)
     try:

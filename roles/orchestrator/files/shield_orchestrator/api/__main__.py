@@ -12,12 +12,16 @@ counts and latency are in /metrics), the connection bounds of the app's ApiConfi
 size, count and time in api/protocol.py; keep-alive timeout; concurrency limit), and the
 objects that live as long as the process (imported modules, the app) frozen out of the
 garbage collector, so that a full collection does not walk them in the middle of a request.
+HTTPS when the rendered ApiConfig names a certificate (orchestrator_tls_enabled; ``--tls-cert``
+and ``--tls-key`` give other paths, as the tests do): every process serves TLS 1.2+ with it
+(api/processes.py: tls_context); an unusable certificate or key exits 2 naming the file.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import socket
 import sys
@@ -46,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         "--processes", type=int, default=defaults.processes, help="uvicorn processes (rendered)"
     )
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--tls-cert", default=defaults.tls_cert_file, help="HTTPS certificate (rendered; '': HTTP)"
+    )
+    parser.add_argument("--tls-key", default=defaults.tls_key_file, help="its key file (rendered)")
     args = parser.parse_args(argv)
+    defaults = dataclasses.replace(defaults, tls_cert_file=args.tls_cert, tls_key_file=args.tls_key)
     setup_logging(args.log_level.upper())
     if args.processes < 1:
         print(f"shield-orchestrator-api: --processes {args.processes}: at least 1", file=sys.stderr)
@@ -54,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         create_app(settings, defaults)  # the configuration errors, here, before any child
+        processes.check_tls(defaults.tls_cert_file, defaults.tls_key_file)
     except ConfigError as exc:
         print(f"shield-orchestrator-api: {exc}", file=sys.stderr)
         return 2
@@ -103,6 +113,10 @@ def server_config(
         # host: the rolling restart is then abandoned, old processes kept); also how long a
         # process may leave the main process's health ping unanswered before it is replaced
         timeout_worker_healthcheck=processes.CHILD_START_TIMEOUT_S,
+        # HTTPS: paths only (each process reads the files); tls_context sets TLS 1.2+
+        ssl_certfile=api.tls_cert_file or None,
+        ssl_keyfile=api.tls_key_file or None,
+        ssl_context_factory=processes.tls_context if api.tls_cert_file else None,
     )
 
 

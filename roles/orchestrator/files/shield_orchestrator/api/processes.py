@@ -29,6 +29,16 @@ Signals to the main process (systemd sends them to it alone: ``KillMode=mixed``)
   (logged "was not ready in time"): the old children keep serving the old code.
 - SIGTTIN / SIGTTOU: one process more / fewer. A child that dies is replaced; a child that
   fails before it serves (exit 3) stops the whole service, which then exits 3.
+
+HTTPS (``ApiConfig.tls_cert_file``, on with orchestrator_tls_enabled): the configuration each
+child receives carries the certificate's and the key's paths (never the key itself: a path
+crosses the spawn boundary, the file is read in the child) and :func:`tls_context`, which
+every child calls when it loads its configuration: TLS 1.2 or later, the certificate chain
+from the file. The socket is plain TCP and shared; each child wraps its own connections, so
+no plaintext request is ever answered. A reload's new children read the files afresh: a
+renewed certificate at the same path is served after ``systemctl reload``. The main process
+loads them once before any child starts (:func:`check_tls`): an unreadable or mismatched
+pair is one line naming the file, exit 2, instead of N children failing.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +61,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 from shield_orchestrator.api.app import create_app
 from shield_orchestrator.api.config import ApiConfig
 from shield_orchestrator.api.protocol import bounded_protocol
+from shield_orchestrator.errors import ConfigError
 from shield_orchestrator.logs import setup_logging
 from shield_orchestrator.settings import Settings, load_settings
 
@@ -58,6 +70,7 @@ log = logging.getLogger(__name__)
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 LISTEN_BACKLOG = 2048  # connections the kernel queues while every process is busy
 CHILD_START_TIMEOUT_S = 60  # a reload's new process must serve within this (else: aborted)
+TLS_MINIMUM = ssl.TLSVersion.TLSv1_2  # older clients are refused in the handshake
 App = TypeVar("App")
 
 
@@ -114,6 +127,34 @@ class PicklableConfig(uvicorn.Config):
             self.timeout_keep_alive = api.keep_alive_timeout_s
             self.limit_concurrency = api.limit_concurrency
         self.http = bounded_protocol(*bounds)
+
+
+def tls_context(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's ``ssl_context_factory``, called in each process as it loads its configuration:
+    uvicorn's own server context (certificate chain and key from ``config.ssl_certfile`` /
+    ``ssl_keyfile``), TLS 1.2 at the least. A module function: it crosses to the children."""
+    context = default()
+    context.minimum_version = TLS_MINIMUM
+    return context
+
+
+def check_tls(cert_file: str, key_file: str) -> None:
+    """Load the certificate and key as each process will (ConfigError naming the file if not);
+    nothing when HTTPS is off (``cert_file`` empty). The key's text is never printed."""
+    if not cert_file:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert_file, key_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            "tls_cert_file/tls_key_file",
+            f"{cert_file} / {key_file}",
+            f"Cannot serve HTTPS with them: {reason}. The role installs them"
+            " (orchestrator_tls_enabled, tasks/tls.yml): the key must be readable by the service"
+            " user alone and match the certificate.",
+        ) from exc
 
 
 class Supervisor(Multiprocess):
