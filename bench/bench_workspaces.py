@@ -536,8 +536,9 @@ def benchmark(
         "the rendered pool settings, PostgreSQL KV/doc status/graph and file (NanoVectorDB) "
         "vectors: Milvus Lite allows one process per host, so the default vector store cannot "
         "serve 2-4 processes here. The offline engine is CPU-bound (extraction and hashing in "
-        "the worker, PostgreSQL beside it): on this 2-core machine the rate stops at about 2 "
-        "processes however many workspaces could run.",
+        "the worker, PostgreSQL beside it): more processes add only the cores that are free (2 "
+        "on this machine, fewer while it is shared: see the load column), however many "
+        "workspaces could run at once.",
         "A workspace no process can own (served < 4) waits: its jobs stay queued, their "
         "chunks stay in its stream unread; the 'exact' column also checks that.",
         "'exact': every served job processed exactly N, 0 failed, nothing dead-lettered, the "
