@@ -1,6 +1,6 @@
 """The units' sandboxing on the all-in-one host (issue 20): exposure scores, W^X, IP firewall.
 
-Every unit scores within its goal in ``systemd-analyze security`` (measured on a Debian 12
+Every unit scores within its goal in ``systemd-analyze security`` (measured on Debian 12 and 13
 systemd host: API, workers, indexers, Temporal and Redis 0.9-1.1, PostgreSQL's cluster 1.5; goal
 2.0 for each), the shield and Temporal units refuse writable executable memory
 (MemoryDenyWriteExecute: the in-process LightRAG engines, Milvus Lite, asyncpg, tree-sitter
