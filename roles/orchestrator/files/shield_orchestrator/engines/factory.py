@@ -21,8 +21,9 @@ SINGLE_WRITER = frozenset({"offline", "lightrag"})
 def create_engine(
     settings: Settings, workspace: str | None = None, lease_wait_s: float | None = None
 ) -> Engine:
-    """The engine named by ``settings.engine`` for ``workspace`` (default: the first declared);
-    ConfigError for an unknown name. ``lease_wait_s``: how long a single-writer engine's start
+    """The engine named by ``settings.engine`` for ``workspace`` (default: the first declared),
+    with that workspace's own engine settings (engines/workspace_settings.py); ConfigError for
+    an unknown name or a bad setting. ``lease_wait_s``: how long a single-writer engine's start
     waits for the workspace's lease (None: one lease TTL; 0: refuse at once when it is held).
 
     Engines with heavy imports (lightrag) are imported here lazily, only when chosen.
@@ -35,14 +36,13 @@ def create_engine(
             max_concurrency=overrides.get("noop_max_concurrency", 1024),
         )
     if name in ("offline", "lightrag", "lightrag_server"):
-        from shield_orchestrator.engines.config import EngineConfig
+        from shield_orchestrator.engines.workspace_settings import engine_config
+        from shield_orchestrator.keys import WORKSPACES
 
         chosen: dict[str, Any] = {}
-        if workspace is not None:
-            chosen["workspace"] = workspace
         if lease_wait_s is not None:
             chosen["workspace_lock_wait_s"] = lease_wait_s
-        config = EngineConfig.from_settings(settings, **chosen)
+        config = engine_config(settings, workspace or WORKSPACES[0], **chosen)
         if name == "offline":
             from shield_orchestrator.engines.offline import OfflineEngine
 

@@ -92,6 +92,9 @@ def postgres_environment(config: EngineConfig) -> dict[str, str]:
         "POSTGRES_USER": config.postgres_user,
         "POSTGRES_PASSWORD": config.postgres_password,
         "POSTGRES_DATABASE": config.postgres_db,
+        # non-empty, it would replace every instance's workspace in the process (one graph for
+        # all): empty, each storage keys its rows by its own LightRAG instance's workspace
+        "POSTGRES_WORKSPACE": "",
         "POSTGRES_MAX_CONNECTIONS": str(config.postgres_pool_size),
         "POSTGRES_VECTOR_INDEX_TYPE": config.postgres_vector_index,
         # TLS (settings.py): LightRAG builds a verify-full context from these; "" = plaintext
@@ -108,6 +111,7 @@ def library_environment(config: EngineConfig) -> dict[str, str]:
     if config.vector_storage == "milvus":
         values["MILVUS_URI"] = storage_guard.milvus_uri(config.working_dir)
         values["MILVUS_DB_NAME"] = MILVUS_DB_NAME
+        values["MILVUS_WORKSPACE"] = ""  # as POSTGRES_WORKSPACE: each instance's own workspace
     return values
 
 
