@@ -12,6 +12,7 @@ listens on port ``API_PORT``; Redis and PostgreSQL on their standard ports.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -133,14 +134,18 @@ def own_addresses(h: Any) -> set[str]:
 
 
 # --- the deployed environment file ------------------------------------------------------------
-def environment_file(h: Any, unit: str = API_UNIT) -> dict[str, str]:
-    """KEY=value pairs of the unit's EnvironmentFile (secrets: passwords, API keys)."""
+def environment_file_path(h: Any, unit: str = API_UNIT) -> str:
+    """The path of the unit's EnvironmentFile."""
     prop = unit_properties(h, unit, ["EnvironmentFiles"]).get("EnvironmentFiles", "")
     if not prop:
         fail_with_journal(h, unit, "has no EnvironmentFile")
-    path = prop.split()[0]
+    return str(prop.split()[0])
+
+
+def environment_file(h: Any, unit: str = API_UNIT) -> dict[str, str]:
+    """KEY=value pairs of the unit's EnvironmentFile (secrets: passwords, API keys)."""
     env: dict[str, str] = {}
-    for line in h.file(path).content_string.splitlines():
+    for line in h.file(environment_file_path(h, unit)).content_string.splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)
@@ -192,9 +197,18 @@ def sql(h: Any, query: str, database: str = "shield_orchestrator") -> str:
 
 # --- HTTP from inside the API host (python3 is in the image; no curl needed) ---------------------
 _HTTP = r"""
-import json, ssl, sys, urllib.request, urllib.error
-method, url, key, body, ca = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-headers = {"Content-Type": "application/json", "X-API-Key": key, "Authorization": "Bearer " + key}
+import hashlib, json, ssl, sys, urllib.request, urllib.error
+method, url, env_path, key_sha256, body, ca = sys.argv[1:7]
+headers = {"Content-Type": "application/json"}
+if key_sha256:  # the key itself never crosses argv: it is read here from the EnvironmentFile
+    keys = []
+    with open(env_path) as env:
+        for line in env:
+            name, _, value = line.strip().partition("=")
+            if name == "SHIELD_API_KEYS":
+                keys = [k.strip() for k in value.strip("'\"").split(",")]
+    key = next(k for k in keys if hashlib.sha256(k.encode()).hexdigest() == key_sha256)
+    headers.update({"X-API-Key": key, "Authorization": "Bearer " + key})
 data = body.encode() if body else None
 req = urllib.request.Request(url, method=method, data=data, headers=headers)
 context = ssl.create_default_context(cafile=ca) if ca else None  # chain and host name verified
@@ -218,12 +232,14 @@ def api_base(h: Any) -> str:
 
 def http(h: Any, method: str, path: str, key: str, body: Any = None) -> tuple[int, Any]:
     """(status, parsed JSON body) of an API request made on the API host itself (over HTTPS,
-    verified with the deployment's CA, when TLS is on)."""
+    verified with the deployment's CA, when TLS is on). ``key`` is one of the API's keys (or ""
+    for none): the request's program finds it in the API's EnvironmentFile by its SHA-256, so
+    no key appears on a command line of this machine or of the host."""
     payload = "" if body is None else json.dumps(body)
     url, ca = api_base(h) + path, APP_CA if api_tls(h) else ""
-    out = h.check_output(
-        "python3 -c " + " ".join(shlex.quote(a) for a in (_HTTP, method, url, key, payload, ca))
-    )
+    key_sha256 = hashlib.sha256(key.encode()).hexdigest() if key else ""
+    args = (_HTTP, method, url, environment_file_path(h), key_sha256, payload, ca)
+    out = h.check_output("python3 -c " + " ".join(shlex.quote(a) for a in args))
     answer = json.loads(out)
     try:
         parsed = json.loads(answer["body"])
