@@ -47,7 +47,7 @@ PASS: dict[str, dict[str, object]] = {
     "defaults": {},
     "name_turns_the_firewall_off": {**NO_TLS, "orchestrator_redis_host": "redis.lan"},
     "addresses_and_prefixes": {
-        "orchestrator_api_allowed_networks": ["192.168.10.0/24", "fd00::/8", "link-local"],
+        "orchestrator_api_allowed_networks": ["192.168.77.0/24", "fd00::/8", "link-local"],
         "orchestrator_ip_allow_extra": ["10.9.9.9"],
         "temporal_allowed_networks": ["any"],
     },
