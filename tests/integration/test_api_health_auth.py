@@ -23,6 +23,7 @@ from tests.support.servers import free_port
 pytestmark = pytest.mark.integration
 
 JOB = "0b5c3f0e-0000-4000-8000-000000000000"
+REPO = "1c6d4a1f-0000-4000-8000-000000000000"
 SECURED = [
     ("POST", "/lightrag/ingest-async"),
     ("POST", "/lightrag/query"),
@@ -33,6 +34,11 @@ SECURED = [
     ("GET", "/events/stream"),
     ("GET", "/health/detailed"),
     ("GET", "/metrics"),
+    ("POST", "/repos"),
+    ("GET", "/repos"),
+    ("GET", f"/repos/{REPO}"),
+    ("DELETE", f"/repos/{REPO}"),
+    ("POST", f"/repos/{REPO}/index"),
 ]
 
 
@@ -49,7 +55,7 @@ def test_every_secured_operation_is_listed(api: Any) -> None:
         for m in ops
         if p != "/health"
     }
-    assert paths == {(m, p.replace(JOB, "{job_id}")) for m, p in SECURED}
+    assert paths == {(m, p.replace(JOB, "{job_id}").replace(REPO, "{repo_id}")) for m, p in SECURED}
 
 
 @pytest.mark.parametrize(("method", "path"), SECURED)

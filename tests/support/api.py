@@ -41,11 +41,14 @@ def api_config(**overrides: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def asgi_client(settings: Any, **config: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client on create_app(settings) in this loop; the lifespan runs around it."""
+async def asgi_client(
+    settings: Any, temporal: Any = None, **config: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on create_app(settings) in this loop; the lifespan runs around it.
+    ``temporal``: a TemporalTarget for the /repos routes (default: the app's)."""
     from shield_orchestrator.api.app import create_app
 
-    app = create_app(settings, api_config(**config))
+    app = create_app(settings, api_config(**config), temporal)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
@@ -54,13 +57,13 @@ async def asgi_client(settings: Any, **config: Any) -> AsyncIterator[httpx.Async
 
 
 @contextlib.asynccontextmanager
-async def served(settings: Any, **config: Any) -> AsyncIterator[str]:
+async def served(settings: Any, temporal: Any = None, **config: Any) -> AsyncIterator[str]:
     """create_app(settings) under uvicorn on a free loopback port; yields the base URL."""
     import uvicorn
     from shield_orchestrator.api.app import create_app
 
     port = free_port()
-    app = create_app(settings, api_config(**config))
+    app = create_app(settings, api_config(**config), temporal)
     server = uvicorn.Server(
         uvicorn.Config(app, host=LOOPBACK, port=port, log_config=None, access_log=False,
                        timeout_graceful_shutdown=5)

@@ -23,10 +23,13 @@ def _expected() -> dict[str, Any]:
     comps = expected["components"]["schemas"]
     comps["IngestRequest"]["properties"]["chunks"]["maxItems"] = config.MAX_CHUNKS_PER_REQUEST
     comps["ChunkIn"]["properties"]["text"]["maxLength"] = config.MAX_CHUNK_CHARS
-    for model in ("IngestRequest", "QueryIn"):  # the declared workspaces, the first the default
+    for model in ("IngestRequest", "QueryIn", "RepoIn"):  # the declared ones, the first default
         workspace = comps[model]["properties"]["workspace"]
         workspace["enum"] = list(keys.WORKSPACES)
         workspace["default"] = keys.WORKSPACES[0]
+    for param in expected["paths"]["/repos"]["get"]["parameters"]:  # GET /repos?workspace=
+        if param["name"] == "workspace":
+            param["schema"]["anyOf"][0]["enum"] = list(keys.WORKSPACES)
     return expected
 
 

@@ -24,11 +24,12 @@ from shield_orchestrator.api.config import ApiConfig
 from shield_orchestrator.api.deps import ApiContext
 from shield_orchestrator.api.errors import install_error_handlers
 from shield_orchestrator.api.limits import BodyLimits
-from shield_orchestrator.api.routes import events, health, ingest, jobs, metrics, query
+from shield_orchestrator.api.routes import events, health, ingest, jobs, metrics, query, repos
 from shield_orchestrator.api.telemetry import ApiMetrics
 from shield_orchestrator.database.pool import create_pool
 from shield_orchestrator.services.job_registry import JobRegistry
 from shield_orchestrator.services.redis_client import create_redis
+from shield_orchestrator.services.repositories import TemporalGateway, TemporalTarget
 from shield_orchestrator.settings import Settings, load_settings, require_api_keys
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,11 @@ PG_POOL_MAX = 8
 DOCS_PATHS = {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
 
 
-def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
-    """The API app for these settings; ConfigError (naming SHIELD_API_KEYS) without a key."""
+def create_app(
+    settings: Settings, config: ApiConfig | None = None, temporal: TemporalTarget | None = None
+) -> FastAPI:
+    """The API app for these settings; ConfigError (naming SHIELD_API_KEYS) without a key.
+    ``temporal``: where POST /repos/{id}/index starts workflows (dialled on first use)."""
     config = config or ApiConfig()
     key_ring = KeyRing(require_api_keys(settings))
     api_metrics = ApiMetrics(settings.api_metrics_dir)  # several processes: summed
@@ -83,10 +87,11 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
     app.state.config = config
     app.state.key_ring = key_ring
     app.state.metrics = api_metrics
+    app.state.temporal = TemporalGateway(temporal or TemporalTarget())
     install_error_handlers(app, config)
     app.include_router(health.public)
     secured = [Depends(require_api_key)]
-    for module in (ingest, query, jobs, events, metrics):
+    for module in (ingest, query, jobs, events, metrics, repos):
         app.include_router(module.router, dependencies=secured)
     app.include_router(health.router, dependencies=secured)
     public = {"/health"}

@@ -2,6 +2,8 @@
 
 RequestValidationError      422  one item per field: loc, msg, type (input not echoed)
 JobNotFound                 404
+RepositoryNotFound          404
+TemporalUnavailable         503  the reason (indexing only; ingestion does not need Temporal)
 QueueFull                   429  Retry-After: config.retry_after_s
 IdempotencyConflict         409
 NotRetryable                409
@@ -32,6 +34,7 @@ from shield_orchestrator.api.config import ApiConfig
 from shield_orchestrator.api.models import TEXT_PATTERN
 from shield_orchestrator.errors import JobNotFound
 from shield_orchestrator.services.job_registry import QueueFull, RegistryError
+from shield_orchestrator.services.repositories import RepositoryNotFound, TemporalUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +123,13 @@ def install_error_handlers(app: FastAPI, config: ApiConfig) -> None:
         )  # fmt: skip
         return _detail(503, "postgres unavailable; retry later", {"Retry-After": "1"})
 
+    async def temporal_down(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s", exc, extra={"action": "api_temporal_down"})
+        return _detail(503, str(exc), {"Retry-After": "5"})
+
     app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(RepositoryNotFound, not_found)
+    app.add_exception_handler(TemporalUnavailable, temporal_down)
     app.add_exception_handler(JobNotFound, not_found)
     app.add_exception_handler(QueueFull, queue_full)
     app.add_exception_handler(RegistryError, conflict)

@@ -245,6 +245,177 @@ class QueryOut(BaseModel):
     served_by: str = Field(description="The worker process (host:instance) that answered.")
 
 
+# --- Repositories (issue 16): POST/GET/DELETE /repos, POST /repos/{repo_id}/index -----------
+MAX_URL_CHARS = 2048
+MAX_GLOBS = 100
+MAX_REPO_FILE_BYTES = 64 * 1024 * 1024  # a larger max_file_bytes is a 422
+MAX_REPO_FILES = 1_000_000
+
+
+def _repo_url(value: str) -> str:
+    from shield_orchestrator.services.repositories import check_repo_url
+
+    return check_repo_url(value)
+
+
+RepoUrl = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_CHARS),
+    AfterValidator(_repo_url),
+]
+
+
+def _branch(value: str) -> str:
+    """A branch name git accepts (no space, no "..", not an option); refs/heads/ is implied."""
+    if value.startswith(("-", "/", ".")) or value.endswith(("/", ".", ".lock")):
+        raise ValueError("a branch name cannot start with -, / or . nor end with /, . or .lock")
+    if ".." in value or "//" in value or "/." in value:
+        raise ValueError("a branch name cannot hold '..', '//' or '/.'")
+    return value
+
+
+BranchName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._/-]+$"
+    ),
+    AfterValidator(_branch),
+]
+Glob = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=512, pattern=TEXT_PATTERN),
+]
+CredentialRef = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Z_][A-Z0-9_]*$")
+]
+
+
+class RepoIn(BaseModel):
+    """Body of POST /repos: a repository to index (the same url, branch and workspace again:
+    the existing registration, unchanged)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: RepoUrl = Field(
+        description="https://host/path, ssh://[user@]host/path, user@host:path or an absolute "
+        "local path; never with credentials (see credential_ref)."
+    )
+    branch: BranchName = Field(description="The branch to index (required).")
+    workspace: Workspace = Field(default=DEFAULT_WORKSPACE)
+    include: list[Glob] = Field(
+        default_factory=list, max_length=MAX_GLOBS, description="Only paths matching one of these."
+    )
+    exclude: list[Glob] = Field(
+        default_factory=list, max_length=MAX_GLOBS, description="Paths matching one are skipped."
+    )
+    max_file_bytes: int = Field(
+        default=1_048_576,
+        ge=1,
+        le=MAX_REPO_FILE_BYTES,
+        description="Larger files are skipped (reason over_max_file_bytes).",
+    )
+    max_files: int = Field(
+        default=100_000,
+        ge=1,
+        le=MAX_REPO_FILES,
+        description="The most files of one commit to index (stored; not enforced yet).",
+    )
+    credential_ref: CredentialRef | None = Field(
+        default=None,
+        description="The NAME of an environment variable of the indexers holding the "
+        "credential (never the credential itself).",
+    )
+
+
+class RepoOut(BaseModel):
+    """A registered repository."""
+
+    repo_id: str
+    url: str
+    branch: str
+    workspace: str
+    include: list[str]
+    exclude: list[str]
+    max_file_bytes: int
+    max_files: int
+    credential_ref: str | None
+    created_at: dt.datetime
+    workflow_id: str = Field(description="Its Temporal workflow: repo-index:{repo_id}:{branch}.")
+
+
+class ReposPage(BaseModel):
+    """GET /repos: registered repositories, oldest first."""
+
+    repos: list[RepoOut]
+    next_cursor: str | None = Field(
+        description="Pass as ``cursor`` (same workspace filter) for the next page; null: none."
+    )
+
+
+class RepoRunOut(BaseModel):
+    """The repository's latest indexing run (repo_index_runs)."""
+
+    run_id: str
+    status: Literal["planned", "completed", "completed_with_errors", "failed"]
+    base_commit: str | None
+    commit: str
+    error: str | None
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    unchanged: int = Field(description="Files whose blob was already indexed.")
+    changes: dict[str, int] = Field(description="Changed files: added/modified/removed/renamed.")
+    files: dict[str, int] = Field(description="The changed files by state (completed, failed...).")
+    skipped: dict[str, int] = Field(description="Files not indexed, by reason.")
+
+
+class RepoIndexOut(BaseModel):
+    """What the indexer's tables say about the repository's branch."""
+
+    state: Literal["never_indexed", "running", "indexed", "completed_with_errors", "failed"]
+    indexed_commit: str | None
+    indexed_at: dt.datetime | None
+    indexed_files: int = Field(description="Files in the manifest (path, blob sha).")
+    consecutive_failures: int = Field(description="Failed runs since the last completed one.")
+    last_error: str | None
+    runs: int = Field(description="Runs recorded (a run that failed before planning has none).")
+    last_run: RepoRunOut | None
+
+
+class RepoDetailOut(RepoOut):
+    """GET /repos/{repo_id}: the registration and its indexing state."""
+
+    index: RepoIndexOut
+
+
+class RepoRemovedOut(BaseModel):
+    """DELETE /repos/{repo_id}."""
+
+    repo_id: str
+    removed: bool
+    documents_kept: int = Field(
+        description="Indexed files whose documents stay in the workspace's graph."
+    )
+    detail: str
+
+
+class IndexIn(BaseModel):
+    """Body of POST /repos/{repo_id}/index (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    force: bool = Field(default=False, description="Index even when the head is indexed.")
+
+
+class IndexAccepted(BaseModel):
+    """202: the repository's workflow runs; a trigger during a run gives the same ids."""
+
+    repo_id: str
+    workflow_id: str
+    run_id: str = Field(description="The Temporal execution (the running one, if folded).")
+    force: bool
+    status_url: str
+
+
 class ErrorOut(BaseModel):
     """Every error but 422: one sentence naming what is wrong."""
 

@@ -107,3 +107,19 @@ CREATE TABLE repo_doc_deletions (
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (repo, branch, path, blob_sha)
 );
+
+CREATE TABLE repositories (
+    repo_id        uuid PRIMARY KEY,
+    url            text NOT NULL,
+    branch         text NOT NULL,
+    workspace      text NOT NULL,
+    include        text[] NOT NULL DEFAULT '{}',
+    exclude        text[] NOT NULL DEFAULT '{}',
+    max_file_bytes bigint NOT NULL CHECK (max_file_bytes > 0),
+    max_files      integer NOT NULL CHECK (max_files > 0),
+    credential_ref text,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (url, branch, workspace)
+);
+
+CREATE INDEX repositories_created_at_idx ON repositories (created_at, repo_id);

@@ -1,0 +1,210 @@
+"""POST /repos, GET /repos, GET /repos/{repo_id}, DELETE /repos/{repo_id},
+POST /repos/{repo_id}/index (issue 16; services/repositories.py).
+
+Registrations live in PostgreSQL; an index request is a signal-with-start of the repository's
+Temporal workflow (``repo-index:{repo_id}:{branch}``), reached lazily: Temporal down is a 503
+for indexing only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+
+from shield_orchestrator.api.deps import DbDep
+from shield_orchestrator.api.models import (
+    IndexAccepted,
+    IndexIn,
+    RepoDetailOut,
+    RepoIn,
+    RepoIndexOut,
+    RepoOut,
+    RepoRemovedOut,
+    RepoRunOut,
+    ReposPage,
+    Workspace,
+    error_responses,
+)
+from shield_orchestrator.services import repositories
+from shield_orchestrator.services.repositories import (
+    BadRepoCursor,
+    NewRepository,
+    Repository,
+    TemporalGateway,
+)
+
+router = APIRouter(tags=["repositories"])
+
+MAX_PAGE = 200  # repositories per page of GET /repos
+
+
+async def _temporal(request: Request) -> TemporalGateway:
+    gateway: TemporalGateway = request.app.state.temporal
+    return gateway
+
+
+TemporalDep = Annotated[TemporalGateway, Depends(_temporal)]
+
+
+def _not_found() -> dict[int | str, dict[str, object]]:
+    from shield_orchestrator.api.models import ErrorOut
+
+    return {404: {"model": ErrorOut, "description": "No repository with this id."}}
+
+
+def _repo_out(repo: Repository) -> RepoOut:
+    return RepoOut(
+        repo_id=repo.repo_id,
+        url=repo.url,
+        branch=repo.branch,
+        workspace=repo.workspace,
+        include=list(repo.include),
+        exclude=list(repo.exclude),
+        max_file_bytes=repo.max_file_bytes,
+        max_files=repo.max_files,
+        credential_ref=repo.credential_ref,
+        created_at=repo.created_at,
+        workflow_id=repo.workflow_id,
+    )
+
+
+@router.post(
+    "/repos",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RepoOut,
+    responses=error_responses(
+        400,
+        401,
+        413,
+        422,
+        503,
+        extra={200: {"model": RepoOut, "description": "Already registered."}},
+    ),
+    summary="Register a repository to index (the same url, branch and workspace: the existing one)",
+)
+async def register_repo(body: RepoIn, request: Request, response: Response, db: DbDep) -> RepoOut:
+    new = NewRepository(
+        url=body.url,
+        branch=body.branch,
+        workspace=body.workspace,
+        include=tuple(body.include),
+        exclude=tuple(body.exclude),
+        max_file_bytes=body.max_file_bytes,
+        max_files=body.max_files,
+        credential_ref=body.credential_ref,
+    )
+    repo, created = await repositories.register(db, new)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = str(request.url_for("get_repo", repo_id=repo.repo_id).path)
+    return _repo_out(repo)
+
+
+@router.get(
+    "/repos",
+    response_model=ReposPage,
+    responses=error_responses(401, 422, 503),
+    summary="Registered repositories, oldest first, a page at a time",
+)
+async def list_repos(
+    db: DbDep,
+    workspace: Annotated[Workspace | None, Query(description="Only this workspace.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Repositories per page.")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page.")
+    ] = None,
+) -> ReposPage:
+    try:
+        repos, next_cursor = await repositories.list_page(db, workspace, limit, cursor)
+    except BadRepoCursor as exc:
+        raise RequestValidationError(
+            [{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}]
+        ) from exc
+    return ReposPage(repos=[_repo_out(r) for r in repos], next_cursor=next_cursor)
+
+
+@router.get(
+    "/repos/{repo_id}",
+    response_model=RepoDetailOut,
+    responses=error_responses(401, 422, 503, extra=_not_found()),
+    summary="A repository and its indexing state (indexed commit, failures, last run's counts)",
+)
+async def get_repo(repo_id: UUID, db: DbDep) -> RepoDetailOut:
+    repo = await repositories.get(db, str(repo_id))
+    state = await repositories.index_state(db, repo)
+    last = state.last_run
+    index = RepoIndexOut(
+        state=state.state,  # type: ignore[arg-type]
+        indexed_commit=state.indexed_commit,
+        indexed_at=state.indexed_at,
+        indexed_files=state.indexed_files,
+        consecutive_failures=state.consecutive_failures,
+        last_error=state.last_error,
+        runs=state.runs,
+        last_run=None
+        if last is None
+        else RepoRunOut(
+            run_id=last.run_id,
+            status=last.status,  # type: ignore[arg-type]
+            base_commit=last.base_commit,
+            commit=last.commit,
+            error=last.error,
+            created_at=last.created_at,
+            finished_at=last.finished_at,
+            unchanged=last.unchanged,
+            changes=last.changes,
+            files=last.files,
+            skipped=last.skipped,
+        ),
+    )
+    return RepoDetailOut(**_repo_out(repo).model_dump(), index=index)
+
+
+@router.delete(
+    "/repos/{repo_id}",
+    response_model=RepoRemovedOut,
+    responses=error_responses(401, 422, 503, extra=_not_found()),
+    summary="Unregister a repository (its documents stay in the graph: see detail)",
+)
+async def remove_repo(repo_id: UUID, db: DbDep) -> RepoRemovedOut:
+    repo = await repositories.get(db, str(repo_id))
+    kept = (await repositories.index_state(db, repo)).indexed_files
+    await repositories.remove(db, repo.repo_id)
+    return RepoRemovedOut(
+        repo_id=repo.repo_id,
+        removed=True,
+        documents_kept=kept,
+        detail=(
+            f"unregistered; the documents of its {kept} indexed file(s) stay in workspace "
+            f"{repo.workspace!r}: removing them from the graph is not implemented yet"
+        ),
+    )
+
+
+@router.post(
+    "/repos/{repo_id}/index",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=IndexAccepted,
+    responses=error_responses(400, 401, 413, 422, 503, extra=_not_found()),
+    summary="Index the repository now (a run in progress: folded into one follow-up, same ids)",
+)
+async def index_repo(
+    repo_id: UUID,
+    request: Request,
+    db: DbDep,
+    temporal: TemporalDep,
+    body: Annotated[IndexIn | None, Body()] = None,
+) -> IndexAccepted:
+    repo = await repositories.get(db, str(repo_id))
+    force = body.force if body is not None else False
+    triggered = await temporal.trigger(repo, force=force)
+    return IndexAccepted(
+        repo_id=repo.repo_id,
+        workflow_id=triggered.workflow_id,
+        run_id=triggered.run_id,
+        force=force,
+        status_url=str(request.url_for("get_repo", repo_id=repo.repo_id).path),
+    )
