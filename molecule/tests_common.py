@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -163,23 +164,41 @@ def api_key(env: dict[str, str]) -> str:
 
 def redis_cli(h: Any, env: dict[str, str], *args: str, target: str = "127.0.0.1") -> str:
     """Run redis-cli on ``h`` against ``target`` as the app's ACL user, with the credentials of
-    the app's EnvironmentFile ``env`` (the password never on argv); over TLS, verified against
-    the deployment's CA, when ``h`` is a Redis host serving TLS (it holds REDIS_CA then)."""
-    cacert = REDIS_CA if h.file(REDIS_CA).exists else None
-    return str(h.check_output(redis_cli_command(env, *args, target=target, cacert=cacert)))
+    the app's EnvironmentFile ``env``; over TLS, verified against the deployment's CA, when ``h``
+    is a Redis host serving TLS (it holds REDIS_CA then)."""
+    return str(h.check_output(redis_cli_command(h, env, *args, target=target)))
 
 
-def redis_cli_command(
-    env: dict[str, str], *args: str, target: str = "127.0.0.1", cacert: str | None = None
-) -> str:
+def redis_cli_command(h: Any, env: dict[str, str], *args: str, target: str = "127.0.0.1") -> str:
+    """The shell command for :func:`redis_cli`. The password is on no command line: it goes to a
+    root-only file on ``h`` through podman exec's stdin, and the shell on ``h`` reads it into
+    REDISCLI_AUTH."""
     cmd = " ".join(shlex.quote(a) for a in args)
-    auth = f"REDISCLI_AUTH={shlex.quote(env['SHIELD_REDIS_PASSWORD'])}"
+    password = secret_file(h, "redis_password", env["SHIELD_REDIS_PASSWORD"])
+    auth = f'REDISCLI_AUTH="$(cat {shlex.quote(password)})"'
     user = env.get("SHIELD_REDIS_USERNAME", "")
     as_user = f"--user {shlex.quote(user)} " if user else ""
-    tls = f"--tls --cacert {shlex.quote(cacert)} " if cacert else ""
+    tls = f"--tls --cacert {shlex.quote(REDIS_CA)} " if h.file(REDIS_CA).exists else ""
     return (
         f"{auth} redis-cli --no-auth-warning --raw {tls}{as_user}-h {target} -p {REDIS_PORT} {cmd}"
     )
+
+
+SECRETS_DIR = "/run/shield-molecule"  # on a test host: root-only, gone with the host
+
+
+def secret_file(h: Any, name: str, value: str) -> str:
+    """A file on ``h`` (mode 0600, root) holding ``value``, written through ``podman exec -i``'s
+    stdin so that the value is on no command line; its path."""
+    path = f"{SECRETS_DIR}/{name}"
+    write = f"umask 077 && mkdir -p {SECRETS_DIR} && cat > {path}"
+    subprocess.run(
+        ["podman", "exec", "-i", h.backend.name, "/bin/sh", "-c", write],
+        input=value.encode(),
+        check=True,
+        timeout=60,
+    )
+    return path
 
 
 def sql_name(value: str) -> str:

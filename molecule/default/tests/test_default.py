@@ -74,7 +74,7 @@ def test_the_app_logs_in_as_its_own_least_privileged_redis_user(host):
     assert env.get("SHIELD_REDIS_USERNAME"), "the app logs in as Redis's default user"
     assert tc.redis_cli(host, env, "ACL", "WHOAMI").strip() == env["SHIELD_REDIS_USERNAME"]
     for command in ("FLUSHALL", "CONFIG SET maxmemory-policy allkeys-lru", "ACL LIST", "KEYS *"):
-        out = host.run(tc.redis_cli_command(env, *command.split()))
+        out = host.run(tc.redis_cli_command(host, env, *command.split()))
         assert "NOPERM" in out.stdout + out.stderr, f"{command}: {out.stdout}{out.stderr}"
     assert tc.redis_cli(host, env, "CONFIG", "GET", "maxmemory-policy") != "allkeys-lru"
 
