@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -29,15 +31,27 @@ def env(
 def api_proc(env: dict[str, str], tmp_path: Path, redis_client: Any) -> Iterator[tuple[Any, str]]:
     port = free_port()
     log = (tmp_path / "api.log").open("wb")
+    # Its own process group: the API's uvicorn children (and multiprocessing's resource tracker)
+    # are in it, so nothing outlives the fixture (a SIGKILL of the main process alone left them
+    # running, adopted by init).
     proc = subprocess.Popen(
         [sys.executable, "-m", "shield_orchestrator.api", "--host", LOOPBACK, "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_for_port(port, 30, proc)  # type: ignore[arg-type]
         yield proc, f"http://{LOOPBACK}:{port}"
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
+            proc.send_signal(signal.SIGTERM)  # the main process stops its children
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
         log.close()
