@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from secrets import token_hex
@@ -64,6 +65,20 @@ def run_preflight(inventory: Path, extra: dict[str, object]) -> subprocess.Compl
     return subprocess.run(
         cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def assert_refused(
+    result: subprocess.CompletedProcess[str], case: str, expected: Sequence[str]
+) -> str:
+    """The preflight run failed, its output names every ``expected`` text (whitespace folded),
+    and nothing changed; the folded output, for further checks."""
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, f"{case}: preflight passed\n{out[-2000:]}"
+    flat = " ".join(out.split())
+    missing = [e for e in expected if " ".join(e.split()) not in flat]
+    assert not missing, f"{case}: message lacks {missing}\n{out[-3000:]}"
+    assert "changed=0" in out, f"{case}: something changed\n{out[-2000:]}"
+    return flat
 
 
 def test_sandbox_defaults_pass(inventory: Path) -> None:
@@ -210,10 +225,4 @@ def test_bad_input_fails_in_preflight_naming_the_fix(
     results: dict[str, subprocess.CompletedProcess[str]], case: str
 ) -> None:
     _, expected = CASES[case]
-    result = results[case]
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, f"{case}: preflight passed\n{out[-2000:]}"
-    flat = " ".join(out.split())
-    missing = [e for e in expected if " ".join(e.split()) not in flat]
-    assert not missing, f"{case}: message lacks {missing}\n{out[-3000:]}"
-    assert "changed=0" in out, f"{case}: something changed\n{out[-2000:]}"
+    assert_refused(results[case], case, expected)
