@@ -193,7 +193,7 @@ async def test_lightrag_refuses_a_deletion_while_its_pipeline_runs_and_the_engin
 
             return lightrag_setup.build_rag(
                 c, llm_func=llm, llm_kwargs={}, embedding=lightrag_setup.offline_embedding(c),
-                tokenizer=lightrag_setup.make_tokenizer(c), llm_model_name="held-offline",
+                llm_model_name="held-offline",
             )  # fmt: skip
 
     base = offline_engine(tmp_path, postgres_srv, pg_database)

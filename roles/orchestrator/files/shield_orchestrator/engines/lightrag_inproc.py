@@ -143,7 +143,6 @@ class LightRAGEngine:
             llm_func=complete,
             llm_kwargs={},
             embedding=lightrag_setup.ollama_embedding(c, embed),
-            tokenizer=lightrag_setup.make_tokenizer(c),
             llm_model_name=c.ollama_llm_model,
         )
 

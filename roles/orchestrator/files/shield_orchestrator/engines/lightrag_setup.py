@@ -9,12 +9,15 @@ LightRAG facts this module encodes (lightrag-hku 1.5.7):
   it), file = NanoVectorDBStorage. The file storages rewrite each whole file after every
   document (cost per chunk grows with the graph: bench/REPORT.md, Growth); the others write
   what changed.
-- The PG storages share one process-wide pool (``ClientManager``) configured ONLY from
-  environment variables POSTGRES_* (or a ``config.ini`` in the working directory), and
+- Everything LightRAG takes as an argument is handed to it in :func:`build_rag`. The PG
+  storages share one process-wide pool (``ClientManager``) configured ONLY from environment
+  variables POSTGRES_* (or a ``config.ini`` in the working directory), and
   ``LightRAG.__post_init__`` refuses to start unless POSTGRES_USER/PASSWORD/DATABASE are in
-  the environment; MilvusVectorDBStorage likewise reads only MILVUS_URI/MILVUS_DB_NAME. We
-  compute them from EngineConfig (:func:`library_environment`) and publish them through
-  ``settings.export_for_library`` (settings.py stays the only module touching the environment).
+  the environment; MilvusVectorDBStorage likewise reads only MILVUS_URI/MILVUS_DB_NAME, and
+  tiktoken its cache directory. :func:`lightrag_environment` computes exactly those variables
+  from EngineConfig and :func:`build_rag` exports them once per engine start through
+  ``settings.export_lightrag_environment``, which accepts only the names of
+  ``settings.LIGHTRAG_ENVIRONMENT`` (listed there with the library code that reads each).
   One process therefore serves one PostgreSQL database and one Milvus Lite directory.
 - The default tokenizer (tiktoken) downloads its encoding on first use. The offline engine uses
   a local byte tokenizer; the lightrag engine uses tiktoken with a pre-seeded cache
@@ -103,8 +106,9 @@ def postgres_environment(config: EngineConfig) -> dict[str, str]:
     }
 
 
-def library_environment(config: EngineConfig) -> dict[str, str]:
-    """Every variable LightRAG's configured storages read from the environment."""
+def lightrag_environment(config: EngineConfig) -> dict[str, str]:
+    """Every variable LightRAG reads from the environment for ``config``, and only those:
+    its PG storages', Milvus Lite's and tiktoken's (settings.LIGHTRAG_ENVIRONMENT)."""
     values: dict[str, str] = {}
     if uses_postgres(config):
         values.update(postgres_environment(config))
@@ -112,6 +116,8 @@ def library_environment(config: EngineConfig) -> dict[str, str]:
         values["MILVUS_URI"] = storage_guard.milvus_uri(config.working_dir)
         values["MILVUS_DB_NAME"] = MILVUS_DB_NAME
         values["MILVUS_WORKSPACE"] = ""  # as POSTGRES_WORKSPACE: each instance's own workspace
+    if config.tokenizer == "tiktoken":
+        values["TIKTOKEN_CACHE_DIR"] = config.tiktoken_cache_dir
     return values
 
 
@@ -155,7 +161,8 @@ def tiktoken_cache_file(config: EngineConfig) -> Path:
 
 
 def make_tokenizer(config: EngineConfig) -> Tokenizer:
-    """A tokenizer that never downloads: bytes, or tiktoken from its pre-seeded cache."""
+    """A tokenizer that never downloads: bytes, or tiktoken from its pre-seeded cache (tiktoken
+    finds it through TIKTOKEN_CACHE_DIR, exported by :func:`build_rag` before it calls this)."""
     if config.tokenizer == "bytes":
         return Tokenizer(model_name="shield-bytes", tokenizer=offline_extract.ByteCodec())
     cached = tiktoken_cache_file(config)
@@ -166,7 +173,6 @@ def make_tokenizer(config: EngineConfig) -> Tokenizer:
             f"The tokenizer file {cached.name} (for {config.tiktoken_model}) is missing; the "
             "role pre-seeds it (see README, Engines) because nothing may be downloaded at start.",
         )
-    settings.export_for_library({"TIKTOKEN_CACHE_DIR": config.tiktoken_cache_dir})
     return TiktokenTokenizer(config.tiktoken_model)
 
 
@@ -184,15 +190,18 @@ def build_rag(
     llm_func: LlmFunc,
     llm_kwargs: dict[str, Any],
     embedding: EmbeddingFunc,
-    tokenizer: Tokenizer,
     llm_model_name: str,
 ) -> LightRAG:
-    """A LightRAG instance (storages not yet initialised) for ``config.workspace``."""
+    """A LightRAG instance (storages not yet initialised) for ``config.workspace``, with its
+    tokenizer (:func:`make_tokenizer`); called once per engine start."""
     quiet_library_logs()
     check_no_leftovers(config)
     if config.vector_storage == "milvus":
         _import_pymilvus_before_milvus_uri()
-    settings.export_for_library(library_environment(config))
+    # what LightRAG reads only from the environment (module docstring), before the tokenizer
+    # (tiktoken reads its cache directory at once) and LightRAG (its __post_init__ checks)
+    settings.export_lightrag_environment(lightrag_environment(config))
+    tokenizer = make_tokenizer(config)
     Path(config.working_dir).mkdir(parents=True, exist_ok=True)
     return LightRAG(
         working_dir=config.working_dir,

@@ -31,6 +31,5 @@ class OfflineEngine(LightRAGEngine):
             llm_func=lightrag_setup.offline_llm(c.offline_max_entities),
             llm_kwargs={},
             embedding=lightrag_setup.offline_embedding(c),
-            tokenizer=lightrag_setup.make_tokenizer(c),
             llm_model_name="shield-offline-extraction",
         )

@@ -14,7 +14,7 @@ Why these keys and no others (lightrag-hku 1.5.7):
   ...) and key every row by a ``workspace`` column (there is no schema or table prefix option);
   Milvus Lite names collections ``<workspace>_*``; the file storages write under
   ``<working_dir>/<workspace>/``. POSTGRES_WORKSPACE, which would override every instance's
-  workspace in the process, is published empty (lightrag_setup.postgres_environment).
+  workspace in the process, is exported empty (lightrag_setup.postgres_environment).
 - Deployment-wide by necessity: the storages, the database, the pgvector index and the pool
   size (one process-wide PostgreSQL pool, ClientManager, configured from the environment and
   refusing a second vector setup), and the embedding model and dimension (another one moves a
