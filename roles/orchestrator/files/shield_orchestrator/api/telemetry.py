@@ -13,7 +13,9 @@ counter of a process restarted by a reload is kept, so totals never go back). pr
 client reads that variable itself when it is imported; the app gets the same value from
 Settings.api_metrics_dir.
 The queue gauges are not per process (every process reads the same Redis): a collector
-that yields the values of the last refresh, never written to the files.
+that yields the values of the last refresh, never written to the files. The repository
+indexing counters are not per process either: read from PostgreSQL at each scrape
+(services/index_metrics.py), the same whichever process answers.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shield_orchestrator.services.index_metrics import IndexCounters
 
 LATENCY_BUCKETS_S = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -87,16 +91,19 @@ class ApiMetrics:
         )
         self.gauges = QueueGauges()
         self.registry.register(self.gauges)
+        self.index = IndexCounters()
+        self.registry.register(self.index)
         self.multiprocess_dir = multiprocess_dir
 
     def render(self) -> bytes:
         """The exposition text: this app's registry, or, in multiprocess mode, the sum over
-        every API process's files plus the queue gauges."""
+        every API process's files plus the queue gauges and the indexing counters."""
         if self.multiprocess_dir is None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         registry.register(self.gauges)
+        registry.register(self.index)
         return generate_latest(registry)
 
     def middleware(self, app: ASGIApp) -> ASGIApp:

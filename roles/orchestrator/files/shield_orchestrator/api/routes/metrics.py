@@ -1,6 +1,8 @@
 """GET /metrics: Prometheus text format (requests by route/status, latency, and the queue,
-write-behind and worker gauges read from Redis at each scrape). With several API processes
-the counters are the sum over all of them, whichever process answers (api/telemetry.py)."""
+write-behind and worker gauges read from Redis at each scrape, the repository indexing
+counters read from PostgreSQL at each scrape: services/index_metrics.py). With several API
+processes the counters are the sum over all of them, whichever process answers
+(api/telemetry.py)."""
 
 from __future__ import annotations
 
@@ -50,4 +52,9 @@ async def metrics(ctx: ContextDep) -> Response:
         gauges.set("shield_workers_live", len(workers))
         unserved = warnings(workspace_states(stats, workers, time.time()))
         gauges.set("shield_workspaces_unserved", len(unserved))
+    try:
+        await ctx.metrics.index.refresh(ctx.db)
+    except Exception as exc:  # the last values (or none) stay: never a 0 that reads as a reset
+        log.debug("indexing counters not refreshed: %s", type(exc).__name__,
+                  extra={"action": "metrics"})  # fmt: skip
     return Response(ctx.metrics.render(), media_type=CONTENT_TYPE_LATEST)
