@@ -6,6 +6,7 @@
     languages.py  which tree-sitter nodes are symbols, per language (read by chunker.py)
     workflow.py   the Temporal workflow (repo-index:{repo}:{branch}) and its payloads
     activities.py its activities; runs.py the runs in PostgreSQL; mirrors.py the mirror cache
+    askpass.py    git's askpass program: a repository's credential_ref, read by reference
     worker.py     ``python -m shield_orchestrator.indexing.worker``: one Temporal worker
 
 Layering: imports nothing from api, workers or engines (tests/repo/test_layering.py).

@@ -173,14 +173,14 @@ class IndexingActivities:
     @activity.defn(name="check_indexing_needed")
     async def check_indexing_needed(self, spec: RepoSpec, force: bool) -> CheckResult:
         """The remote head (``ls-remote``) against the indexed commit: equal means done."""
-        head = await self.mirrors.remote_head(spec.url, spec.branch, self.beat)
+        head = await self.mirrors.remote_head(spec.url, spec.branch, self.beat, spec.credential_ref)
         indexed = await runs.indexed_commit(self.db, spec.repo, spec.branch)
         return CheckResult(force or head != indexed, head, indexed)
 
     @activity.defn(name="clone_repo")
     async def clone_repo(self, spec: RepoSpec) -> str:
         """Fetch the mirror (clone it the first time on this host); the branch's commit."""
-        mirror = await self.mirrors.fetch(spec.repo, spec.url, self.beat)
+        mirror = await self.mirrors.fetch(spec.repo, spec.url, self.beat, spec.credential_ref)
         out = await run_git("-C", str(mirror), "rev-parse", "--verify", "--quiet",
                             f"refs/heads/{spec.branch}^{{commit}}", beat=self.beat,
                             beat_s=self.config.heartbeat_every_s)  # fmt: skip
@@ -190,7 +190,8 @@ class IndexingActivities:
     async def parse_repo(self, task: PlanInput) -> PlanResult:
         """Plan the commit against the manifest (mirror.plan_commit in a thread); store it."""
         spec = task.spec
-        mirror = await self.mirrors.ensure(spec.repo, spec.url, task.commit, self.beat)
+        mirror = await self.mirrors.ensure(spec.repo, spec.url, task.commit, self.beat,
+                                           spec.credential_ref)  # fmt: skip
         base = await runs.indexed_commit(self.db, spec.repo, spec.branch)
         previous = await runs.manifest(self.db, spec.repo, spec.branch)
         policy = PlanPolicy(spec.max_file_bytes, tuple(spec.include), tuple(spec.exclude))
@@ -238,7 +239,8 @@ class IndexingActivities:
         run = await runs.run(self.db, run_id)
         files = [f for f in await runs.run_files(self.db, run_id)
                  if f.change in runs.INGESTED_CHANGES]  # fmt: skip
-        mirror = await self.mirrors.ensure(spec.repo, spec.url, run.commit, self.beat)
+        mirror = await self.mirrors.ensure(spec.repo, spec.url, run.commit, self.beat,
+                                           spec.credential_ref)  # fmt: skip
         jobs: dict[str, str] = {f.path: f.job_id for f in files if f.job_id}
         for n, f in enumerate(files):
             if f.job_id or f.state in runs.TERMINAL_FILE_STATES or f.blob_sha is None:

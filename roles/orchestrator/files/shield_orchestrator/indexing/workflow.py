@@ -75,6 +75,7 @@ class RepoSpec:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     max_file_bytes: int = 1_048_576
+    credential_ref: str | None = None  # NAME of the indexers' env variable (mirrors.git_auth)
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,8 @@ class Repository:
 
     def spec(self) -> RepoSpec:
         return RepoSpec(self.repo_id, self.url, self.branch, self.workspace,
-                        list(self.include), list(self.exclude), self.max_file_bytes)  # fmt: skip
+                        list(self.include), list(self.exclude), self.max_file_bytes,
+                        credential_ref=self.credential_ref)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
