@@ -298,3 +298,112 @@ def ingest_and_wait(
         problem = f"job {job_id} did not complete in {timeout_s:.0f} s: {job}"
         fail_with_journal(h, f"{WORKER_UNIT}1", problem)
     return job
+
+
+# --- repositories indexed by the indexers (issue 17) -------------------------------------------
+SERVICE_USER = "shield"  # orchestrator_user: the indexers run as it, and read the test repos as it
+REPO_TERMINAL = ("indexed", "completed_with_errors", "failed")
+
+
+def as_service_user(h: Any, *argv: str) -> str:
+    """``argv`` run on ``h`` as the service user (git refuses a repository another user owns)."""
+    return str(h.check_output(shlex.join(["runuser", "-u", SERVICE_USER, "--", *argv])))
+
+
+def git_repo(hosts: list[Any], path: str, files: dict[str, str]) -> str:
+    """A git repository at ``path`` on each of ``hosts`` (the same commits on every host: the
+    indexers of any host clone it as a local path), holding ``files`` in one commit on branch
+    ``main``, owned by the service user; its commit."""
+    first = hosts[0]
+    first.check_output(f"install -d -o {SERVICE_USER} -g {SERVICE_USER} {shlex.quote(path)}")
+    as_service_user(first, "git", "-C", path, "init", "-q", "-b", "main")
+    write_files(first, path, files)
+    commit = git_commit(first, path, "fixture: first commit")
+    for other in hosts[1:]:
+        copy_repo(first, other, path)
+    return commit
+
+
+def write_files(h: Any, path: str, files: dict[str, str]) -> None:
+    """Write ``files`` (relative path -> text) under ``path`` on ``h`` as the service user."""
+    for name, text in files.items():
+        target = f"{path}/{name}"
+        subprocess.run(
+            ["podman", "exec", "-i", "-u", SERVICE_USER, h.backend.name, "/bin/sh", "-c",
+             f"mkdir -p \"$(dirname {shlex.quote(target)})\" && cat > {shlex.quote(target)}"],
+            input=text.encode(), check=True, timeout=60,
+        )  # fmt: skip
+
+
+def git_commit(h: Any, path: str, message: str) -> str:
+    """Commit everything under ``path`` (additions, changes, deletions) as the service user."""
+    as_service_user(h, "git", "-C", path, "add", "-A")
+    ident = ["-c", "user.name=molecule", "-c", "user.email=molecule@localhost"]
+    as_service_user(h, "git", "-C", path, *ident, "commit", "-q", "-m", message)
+    return as_service_user(h, "git", "-C", path, "rev-parse", "HEAD").strip()
+
+
+def copy_repo(source: Any, target: Any, path: str) -> None:
+    """``path`` of ``source`` (a repository owned by the service user) onto ``target``, same
+    commits, through this machine (podman exec, a tar stream)."""
+    pack = subprocess.run(
+        ["podman", "exec", source.backend.name, "tar", "-C", path, "-cf", "-", "."],
+        capture_output=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    target.check_output(f"rm -rf {shlex.quote(path)}")
+    target.check_output(f"install -d -o {SERVICE_USER} -g {SERVICE_USER} {shlex.quote(path)}")
+    subprocess.run(
+        ["podman", "exec", "-i", "-u", SERVICE_USER, target.backend.name,
+         "tar", "-C", path, "-xf", "-"],
+        input=pack, check=True, timeout=120,
+    )  # fmt: skip
+
+
+def wait_indexed(
+    h: Any, key: str, repo_id: str, commit: str, timeout_s: float = 300
+) -> dict[str, Any]:
+    """GET /repos/{repo_id} once the repository is indexed at ``commit`` and no run is in
+    progress; fails with the indexers' journal when a run at ``commit`` ends otherwise, or
+    when nothing happens within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    repo: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status, repo = http(h, "GET", f"/repos/{repo_id}", key)
+        assert status == 200, repo
+        state, last = repo["index"], repo["index"].get("last_run") or {}
+        if state["state"] != "running" and state["indexed_commit"] == commit:
+            return repo
+        if last.get("commit") == commit and state["state"] in ("completed_with_errors", "failed"):
+            break
+        time.sleep(1)
+    problem = f"repository {repo_id} not indexed at {commit} within {timeout_s:.0f} s: {repo}"
+    fail_with_journal(h, "shield-orchestrator-indexer@1", problem)
+    return repo
+
+
+def repo_documents(data: Any, repo_id: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """path -> (the job that ingested it, the LightRAG documents of that job, processed) of
+    every file in the repository's manifest (branch main), read on the PostgreSQL host."""
+    rows = sql(
+        data,
+        "SELECT m.path, m.job_id, coalesce(string_agg(d.id, ' '), '')"  # noqa: S608
+        " FROM repo_files m LEFT JOIN lightrag_doc_status d"
+        "   ON d.id LIKE 'shield-' || m.job_id || '-%' AND d.status = 'processed'"
+        f" WHERE m.repo = '{sql_name(repo_id)}' AND m.branch = 'main'"
+        " GROUP BY m.path, m.job_id",
+    )
+    docs: dict[str, tuple[str, frozenset[str]]] = {}
+    for line in rows.splitlines():
+        path, job_id, ids = line.split("|")
+        docs[path] = (job_id, frozenset(ids.split()))
+    return docs
+
+
+def job_documents(data: Any, job_id: str) -> frozenset[str]:
+    """The LightRAG documents (any status) of one ingestion job."""
+    out = sql(
+        data,
+        "SELECT id FROM lightrag_doc_status"  # noqa: S608
+        f" WHERE id LIKE 'shield-{sql_name(job_id)}-%'",
+    )
+    return frozenset(out.split())
