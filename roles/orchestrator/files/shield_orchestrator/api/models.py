@@ -187,10 +187,32 @@ class WorkspaceOut(BaseModel):
     pending: int = Field(description="Entries delivered to its owner, not yet acked.")
 
 
+class TemporalPollerOut(BaseModel):
+    identity: str = Field(description="The indexer process as Temporal names it: <pid>@<host>.")
+    polls: list[Literal["workflow", "activity"]] = Field(description="The task queues it polls.")
+    last_seen_age_s: float = Field(description="Seconds since it last asked Temporal for work.")
+
+
+class TemporalOut(BaseModel):
+    """Repository indexing's dependency (services/temporal_status.py); never makes the health
+    degraded: chunk ingestion and queries do not use Temporal."""
+
+    ok: bool
+    latency_ms: float | None
+    error: str | None = Field(description="Why Temporal could not be asked (None when ok).")
+    address: str
+    namespace: str
+    task_queue: str
+    indexers: list[TemporalPollerOut] = Field(
+        description="The indexer processes Temporal saw polling the task queue lately."
+    )
+
+
 class HealthDetailedOut(BaseModel):
-    status: Literal["ok", "degraded"]
+    status: Literal["ok", "degraded"] = Field(description="degraded: Redis or PostgreSQL down.")
     redis: DependencyOut
     postgres: DependencyOut
+    temporal: TemporalOut
     workers: list[WorkerOut]
     workspaces: list[WorkspaceOut] = Field(default_factory=list)
     warnings: list[str] = Field(

@@ -1,4 +1,10 @@
-"""GET /health (liveness: no dependency) and GET /health/detailed (dependencies and queues)."""
+"""GET /health (liveness: no dependency) and GET /health/detailed (dependencies and queues).
+
+/health/detailed is ``degraded`` (503) when Redis or PostgreSQL is down; Temporal, which only
+repository indexing uses, is reported beside them (reachable, or the reason, and the indexer
+processes polling its task queue: services/temporal_status.py, at most 2 s) and only adds a
+warning.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from shield_orchestrator.api.deps import ContextDep
@@ -14,12 +20,15 @@ from shield_orchestrator.api.models import (
     DependencyOut,
     HealthDetailedOut,
     HealthOut,
+    TemporalOut,
+    TemporalPollerOut,
     WorkerOut,
     WorkspaceOut,
     error_responses,
 )
 from shield_orchestrator.services.heartbeat import read_workers
 from shield_orchestrator.services.queue_stats import queue_stats
+from shield_orchestrator.services.temporal_status import TemporalStatus, temporal_status
 from shield_orchestrator.services.workspaces import warnings, workspace_states
 
 public = APIRouter(tags=["health"])
@@ -48,11 +57,13 @@ async def _probe(check: Callable[[], Awaitable[Any]]) -> DependencyOut:
     responses=error_responses(
         401, extra={503: {"model": HealthDetailedOut, "description": "Redis or PostgreSQL down."}}
     ),
-    summary="Redis, PostgreSQL, workers seen by heartbeat, queue depths, processing rate",
+    summary="Redis, PostgreSQL, Temporal and its indexers, workers seen by heartbeat, queue "
+    "depths, processing rate",
 )
-async def health_detailed(ctx: ContextDep) -> HealthDetailedOut | JSONResponse:
+async def health_detailed(ctx: ContextDep, request: Request) -> HealthDetailedOut | JSONResponse:
     redis_ok = await _probe(ctx.redis.ping)
     postgres_ok = await _probe(lambda: ctx.db.fetchval("SELECT 1"))
+    temporal = await temporal_status(request.app.state.temporal)
     depth = pending = dead = None
     workers: list[WorkerOut] = []
     spaces: list[WorkspaceOut] = []
@@ -88,10 +99,14 @@ async def health_detailed(ctx: ContextDep) -> HealthDetailedOut | JSONResponse:
             for s in states
         ]
         notes = warnings(states)
+    indexing_note = temporal.warning()
+    if indexing_note is not None:
+        notes.append(indexing_note)
     out = HealthDetailedOut(
         status="ok" if redis_ok.ok and postgres_ok.ok else "degraded",
         redis=redis_ok,
         postgres=postgres_ok,
+        temporal=_temporal_out(temporal),
         workers=workers,
         workspaces=spaces,
         warnings=notes,
@@ -103,3 +118,19 @@ async def health_detailed(ctx: ContextDep) -> HealthDetailedOut | JSONResponse:
     if out.status != "ok":
         return JSONResponse(out.model_dump(mode="json"), status_code=503)
     return out
+
+
+def _temporal_out(status: TemporalStatus) -> TemporalOut:
+    return TemporalOut(
+        ok=status.ok,
+        latency_ms=status.latency_ms,
+        error=status.error,
+        address=status.address,
+        namespace=status.namespace,
+        task_queue=status.task_queue,
+        indexers=[
+            TemporalPollerOut(identity=p.identity, polls=list(p.polls),
+                              last_seen_age_s=p.last_seen_age_s)
+            for p in status.pollers
+        ],
+    )  # fmt: skip
