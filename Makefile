@@ -11,7 +11,8 @@ BIN        := $(VENV)/bin
 VENV_STAMP := $(VENV)/.ready
 RENDERED   := $(BUILD)/rendered
 STAGE      := scripts/stage.sh
-PY_SOURCES  = $(wildcard tests bench scripts molecule collections/ansible_collections/shield)
+# roles: the plain app modules (roles/*/files/shield_orchestrator) are linted where they are
+PY_SOURCES  = $(wildcard tests bench scripts molecule roles collections/ansible_collections/shield)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 

@@ -198,7 +198,7 @@ def variant_tree(
     pkg = dest / "shield_orchestrator"
     declared = json.dumps([{"name": w} for w in workspaces])
     set_constant(pkg / "keys.py", "DECLARED_WORKSPACES", declared)
-    set_constant(pkg / "workers" / "workspaces.py", "WORKSPACES_PER_PROCESS", str(per_process))
+    set_constant(pkg / "workers" / "defaults.py", "WORKSPACES_PER_PROCESS", str(per_process))
     set_constant(pkg / "engines" / "config.py", "WORKSPACE_LOCK_TTL_S", str(TTL_S))
     set_constant(pkg / "engines" / "config.py", "VECTOR_STORAGE", '"file"')
     set_constant(pkg / "engines" / "config.py", "STORAGE", '"postgres"')

@@ -1,4 +1,5 @@
-"""The templates themselves: listed, Jinja only in the constants block, values rendered safely."""
+"""The templates themselves: listed, values rendered safely (Jinja only in the constants block:
+tests/repo/test_template_constants.py, over every role)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import pytest
 
 from tests.render.templates import (
     APP_ROLES,
-    BLOCK_END,
-    BLOCK_START,
     KNOB,
     SAFE_FILTERS,
     listed_templates,
@@ -23,22 +22,6 @@ def test_every_template_is_rendered_by_its_role(role: str) -> None:
 
 def _templates() -> list[tuple[str, str]]:
     return [(role, rel) for role in sorted(APP_ROLES) for rel in templates_on_disk(role)]
-
-
-@pytest.mark.parametrize(("role", "rel"), _templates())
-def test_jinja_only_inside_the_constants_block(role: str, rel: str) -> None:
-    lines = (template_dir(role) / f"{rel}.j2").read_text().splitlines()
-    inside = False
-    for number, line in enumerate(lines, 1):
-        if line.startswith(BLOCK_START):
-            inside = True
-        elif line.startswith(BLOCK_END):
-            inside = False
-        elif "{{" in line or "{%" in line or "{#" in line:
-            assert inside, f"{rel}.j2:{number}: Jinja outside the rendered constants block"
-            assert KNOB.match(line), (
-                f"{rel}.j2:{number}: not of the form NAME = {{{{ var | filter }}}}"
-            )
 
 
 @pytest.mark.parametrize(("role", "rel"), _templates())

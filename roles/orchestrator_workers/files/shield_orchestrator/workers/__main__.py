@@ -26,12 +26,9 @@ from shield_orchestrator.errors import ConfigError
 from shield_orchestrator.logs import setup_logging
 from shield_orchestrator.services.redis_client import create_redis
 from shield_orchestrator.settings import Settings, load_settings
+from shield_orchestrator.workers.defaults import WORKSPACES_PER_PROCESS
 from shield_orchestrator.workers.worker_pool import PoolConfig, consumer_name
-from shield_orchestrator.workers.workspaces import WORKSPACES_PER_PROCESS, WorkspacePools
-
-# --- rendered constants (roles/orchestrator_workers/defaults/main.yml) -----------------
-# (none: the pool's knobs are in workers/worker_pool.py)
-# --- end of rendered constants ---------------------------------------------------------
+from shield_orchestrator.workers.workspaces import WorkspacePools
 
 log = logging.getLogger("shield_orchestrator.workers")
 

@@ -60,12 +60,9 @@ from shield_orchestrator.services.metrics import MetricsServer, WorkerMetrics
 from shield_orchestrator.services.query_server import serve_queries
 from shield_orchestrator.services.retry import describe
 from shield_orchestrator.workers import background
+from shield_orchestrator.workers.defaults import WORKSPACES_PER_PROCESS
 from shield_orchestrator.workers.supervisor import Supervisor
 from shield_orchestrator.workers.worker_pool import PoolConfig, WorkerPool
-
-# --- rendered constants (roles/orchestrator_workers/defaults/main.yml) -----------------
-WORKSPACES_PER_PROCESS = {{ orchestrator_workers_workspaces_per_process | int }}  # most owned
-# --- end of rendered constants ---------------------------------------------------------
 
 log = logging.getLogger(__name__)
 

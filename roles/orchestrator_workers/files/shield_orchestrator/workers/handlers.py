@@ -39,10 +39,6 @@ from shield_orchestrator.workers.lightrag_processor import (
     delete_input,
 )
 
-# --- rendered constants (roles/orchestrator_workers/defaults/main.yml) -----------------
-# (none: the retry and timeout knobs reach handlers through workers/worker_pool.PoolConfig)
-# --- end of rendered constants ---------------------------------------------------------
-
 log = logging.getLogger(__name__)
 
 

@@ -13,10 +13,6 @@ from collections.abc import Awaitable, Callable
 
 from shield_orchestrator.services.metrics import WorkerMetrics
 
-# --- rendered constants (roles/orchestrator_workers/defaults/main.yml) -----------------
-# (none)
-# --- end of rendered constants ---------------------------------------------------------
-
 log = logging.getLogger(__name__)
 
 

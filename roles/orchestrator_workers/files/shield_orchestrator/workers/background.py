@@ -29,10 +29,6 @@ if TYPE_CHECKING:
     from shield_orchestrator.workers.worker_pool import PoolConfig, WorkerPool
 
 
-# --- rendered constants (roles/orchestrator_workers/defaults/main.yml) -----------------
-# (none: the knobs reach these loops through workers/worker_pool.PoolConfig)
-# --- end of rendered constants ---------------------------------------------------------
-
 log = logging.getLogger(__name__)
 
 _REDIS_ERRORS = (RedisError, OSError)

@@ -27,10 +27,6 @@ from shield_orchestrator.services.messages import parse_chunk_body, parse_delete
 
 T = TypeVar("T")
 
-# --- rendered constants (roles/orchestrator_workers/defaults/main.yml) -----------------
-# (none: the per-chunk timeout is workers/worker_pool.py's TIMEOUT_S, passed in)
-# --- end of rendered constants ---------------------------------------------------------
-
 
 def chunk_input(job_id: str, chunk_id: str, body: str, attempt: int = 1) -> ChunkInput:
     """The engine's input from an ``ingest_chunk`` body; MalformedMessage names the problem."""
