@@ -573,6 +573,13 @@ def benchmark(o: Outcome, seconds: float) -> Any:
         f"{_n(o.expected_new_chunks, 'chunk')} of new text and "
         f"{_n(o.expected_unchanged_chunks, 'chunk')} of unchanged functions (byte-identical to "
         "a chunk of the full run: LightRAG's extraction cache should answer them, 0 LLM calls).",
+        "Goal parts: counts "
+        + ("met" if not failed else "NOT met")
+        + "; time ÷ full "
+        + ("met" if ratio is not None and ratio <= GOAL_RATIO else "NOT met")
+        + "; LLM calls for unchanged functions "
+        + ("met (0)" if re_run.extract_known == 0 else f"NOT met ({re_run.extract_known})")
+        + ".",
         "Count checks: " + ("all hold" if not failed else "FAILED: " + "; ".join(failed)) + ".",
         f"Re-index: {re_run.extract_known} extraction calls for text the full run already "
         f"extracted (goal 0), {re_run.extract_new} for new text; time ÷ full = "
