@@ -66,7 +66,7 @@ PYTEST := $(BIN)/pytest -p no:cacheprovider
 pytest: $(VENV_STAMP) render ## pytest: everything on the default tree, unit+integration on the alt tree
 	SHIELD_RENDERED=$(CURDIR)/$(RENDERED)/default $(PYTEST) tests -m "not molecule"
 	SHIELD_RENDERED=$(CURDIR)/$(RENDERED)/alt $(PYTEST) tests/unit tests/integration \
-	  tests/render/test_rendered_constants.py tests/repo/test_layering.py
+	  tests/render/test_rendered_constants.py tests/render/test_role_knobs.py tests/repo/test_layering.py
 
 test-fast: lint typecheck pytest ## everything but the systemd hosts
 

@@ -97,6 +97,14 @@ CASES = {
         {"orchestrator_workers_job_status_ttl": "1h"},
         ["orchestrator_workers_job_status_ttl", "1h", "must be an integer"],
     ),
+    "lock_ttl_below_its_minimum": (
+        {"orchestrator_engine_workspace_lock_ttl_s": 2},
+        ["orchestrator_engine_workspace_lock_ttl_s=2", "integer >= 3"],
+    ),
+    "work_mem_zero": (
+        {"postgresql_work_mem_mb": 0},
+        ["postgresql_work_mem_mb=0", "integers >= 1"],
+    ),
     "unknown_engine": (
         {"orchestrator_engine": "gpt"},
         ["orchestrator_engine=gpt", "offline, lightrag"],
