@@ -52,18 +52,6 @@ class TemporalStatus:
     error: str | None = None  # why it could not be asked (None when ok)
     pollers: tuple[Poller, ...] = field(default=())
 
-    def warning(self) -> str | None:
-        """What an operator should know about indexing, None when nothing."""
-        if not self.ok:
-            return f"{self.error}: POST /repos/{{id}}/index answers 503 until it is back"
-        if not self.pollers:
-            return (
-                f"no indexer polls the task queue {self.task_queue!r} in namespace "
-                f"{self.namespace!r}: index runs wait (are the shield-orchestrator-indexer@ "
-                "units running, and do they read the same Temporal settings?)"
-            )
-        return None
-
 
 async def _describe(client: Client, namespace: str, task_queue: str) -> list[Poller]:
     from temporalio.api.enums.v1 import TaskQueueType

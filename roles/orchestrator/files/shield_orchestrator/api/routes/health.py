@@ -2,8 +2,8 @@
 
 /health/detailed is ``degraded`` (503) when Redis or PostgreSQL is down; Temporal, which only
 repository indexing uses, is reported beside them (reachable, or the reason, and the indexer
-processes polling its task queue: services/temporal_status.py, at most 2 s) and only adds a
-warning.
+processes polling its task queue: services/temporal_status.py, at most 2 s) and changes
+neither the status nor the workspaces' ``warnings`` (a deployment may not index at all).
 """
 
 from __future__ import annotations
@@ -99,9 +99,6 @@ async def health_detailed(ctx: ContextDep, request: Request) -> HealthDetailedOu
             for s in states
         ]
         notes = warnings(states)
-    indexing_note = temporal.warning()
-    if indexing_note is not None:
-        notes.append(indexing_note)
     out = HealthDetailedOut(
         status="ok" if redis_ok.ok and postgres_ok.ok else "degraded",
         redis=redis_ok,
