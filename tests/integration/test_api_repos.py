@@ -10,9 +10,11 @@ unknown workspace (listing the known ones), a credential value in credential_ref
 fields; listing by pages; GET of the indexing state the indexer's tables hold (indexed commit,
 consecutive failures, last error, the last run's files by change, state and skip reason); 404
 for an unknown id; index -> 202 with the workflow id, the workflow running in Temporal with the
-repository's spec, a second trigger while it runs -> the same ids; DELETE unregisters; with
+repository's spec, a second trigger while it runs -> the same ids; DELETE unregisters (202, the
+deletion job of the documents: tests/integration/test_indexing_lifecycle.py runs it); with
 Temporal unreachable the API still starts, indexing is a 503 naming the reason and
-POST /lightrag/ingest-async is still a 202.
+POST /lightrag/ingest-async is still a 202. Backoff and quarantine as the API sees them (429
+with Retry-After, 409, both naming force; force passes), a schedule's 422s.
 """
 
 from __future__ import annotations
@@ -146,7 +148,9 @@ async def test_show_reads_the_indexers_tables(api: httpx.AsyncClient, pg_pool: A
     assert shown["index"]["last_run"] is None
     assert shown["index"]["consecutive_failures"] == 0
     key = (repo["repo_id"], "main")
-    # what indexing/runs.py writes: a completed run, then two failed ones
+    # what indexing/runs.py and health.py write: a completed run, then two failed ones
+    from shield_orchestrator.indexing import health
+
     done, failed1, failed2 = (str(uuid.uuid4()) for _ in range(3))
     await pg_pool.execute(query("ensure_index_state"), *key)
     await pg_pool.execute(query("insert_index_run"), done, *key, workspace(), None, "c1",
@@ -165,6 +169,7 @@ async def test_show_reads_the_indexers_tables(api: httpx.AsyncClient, pg_pool: A
         await pg_pool.execute("UPDATE repo_run_files SET state = 'failed' WHERE run_id = $1 "
                               "AND path = 'c.py'", run_id)  # fmt: skip
         await pg_pool.execute(query("finish_index_run"), run_id, "failed", error)
+        await health.record_failure(pg_pool, *key, error)
     r = await api.get(f"/repos/{repo['repo_id']}", headers=HEADERS)
     assert r.status_code == 200, r.text
     index = r.json()["index"]
@@ -174,6 +179,8 @@ async def test_show_reads_the_indexers_tables(api: httpx.AsyncClient, pg_pool: A
     assert index["runs"] == 3
     assert index["consecutive_failures"] == 2
     assert index["last_error"] == "clone failed: not found"
+    assert index["next_eligible_at"] is not None
+    assert index["quarantined_at"] is None
     last = index["last_run"]
     assert (last["run_id"], last["status"], last["base_commit"], last["commit"]) == (
         failed2, "failed", "c1", "c2")  # fmt: skip
@@ -182,11 +189,13 @@ async def test_show_reads_the_indexers_tables(api: httpx.AsyncClient, pg_pool: A
     assert last["skipped"] == {"binary": 2, "secret": 1}
     assert last["unchanged"] == 2
     removed = await api.delete(f"/repos/{repo['repo_id']}", headers=HEADERS)
-    assert removed.status_code == 200, removed.text
-    assert removed.json()["documents_kept"] == 2
-    assert "not implemented" in removed.json()["detail"]
+    assert removed.status_code == 202, removed.text
+    # the two manifest rows name no ingestion job: no document, so no deletion job
+    assert (removed.json()["job_id"], removed.json()["files"]) == (None, 2)
     assert (await api.get(f"/repos/{repo['repo_id']}", headers=HEADERS)).status_code == 404
-    assert await pg_pool.fetchval("SELECT count(*) FROM repo_files WHERE repo = $1", key[0]) == 2
+    for table in ("repo_files", "repo_index_runs", "repo_index_state"):
+        count = f"SELECT count(*) FROM {table} WHERE repo = $1"  # noqa: S608 (our names)
+        assert await pg_pool.fetchval(count, key[0]) == 0, table
 
 
 async def test_index_starts_the_workflow_and_a_second_trigger_gets_the_same_ids(
@@ -245,3 +254,59 @@ async def test_temporal_down_is_503_for_indexing_only(worker_settings: Any, pg_p
                                 "source_type": "t"}, headers=HEADERS)  # fmt: skip
         assert ingest.status_code == 202, ingest.text
         assert (await api.get(f"/repos/{repo['repo_id']}", headers=HEADERS)).status_code == 200
+
+
+async def test_backoff_and_quarantine_refuse_unforced_requests(
+    api: httpx.AsyncClient, pg_pool: Any, temporal_srv: TemporalServer
+) -> None:
+    """After a failure (what the workflow's record_failure writes) a non-forced request is a
+    429 with Retry-After naming the time and force; after the fifth a 409 naming force; a
+    forced one is a 202 either way, and a success lifts both."""
+    from shield_orchestrator.indexing import health
+    from temporalio.client import Client
+
+    repo = await register(api, url="/srv/git/app.git")
+    key = (repo["repo_id"], "main")
+    path = f"/repos/{repo['repo_id']}/index"
+    await health.record_failure(pg_pool, *key, "clone_repo: RepoNotFound: no branch 'main'")
+    shown = (await api.get(f"/repos/{repo['repo_id']}", headers=HEADERS)).json()["index"]
+    assert (shown["state"], shown["consecutive_failures"]) == ("failed", 1)
+    assert shown["last_error"] == "clone_repo: RepoNotFound: no branch 'main'"
+    r = await api.post(path, headers=HEADERS)
+    assert r.status_code == 429, r.text
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert "force=true" in r.json()["detail"]
+    assert shown["next_eligible_at"][:19] in r.json()["detail"]
+    for _ in range(4):
+        await health.record_failure(pg_pool, *key, "clone_repo: GitError: unreachable")
+    shown = (await api.get(f"/repos/{repo['repo_id']}", headers=HEADERS)).json()["index"]
+    assert (shown["state"], shown["consecutive_failures"]) == ("quarantined", 5)
+    assert shown["quarantined_at"] is not None
+    r = await api.post(path, json={"force": False}, headers=HEADERS)
+    assert r.status_code == 409, r.text
+    assert "quarantined after 5" in r.json()["detail"]
+    assert "force=true" in r.json()["detail"]
+    forced = await api.post(path, json={"force": True}, headers=HEADERS)
+    assert forced.status_code == 202, forced.text
+    client = await Client.connect(temporal_srv.address)
+    await client.get_workflow_handle(forced.json()["workflow_id"]).terminate(reason="test done")
+    await health.record_success(pg_pool, *key)
+    shown = (await api.get(f"/repos/{repo['repo_id']}", headers=HEADERS)).json()["index"]
+    assert (shown["state"], shown["consecutive_failures"]) == ("never_indexed", 0)
+    assert (shown["next_eligible_at"], shown["quarantined_at"]) == (None, None)
+    assert shown["last_error"] == "clone_repo: GitError: unreachable"  # kept as history
+
+
+@pytest.mark.parametrize(
+    ("schedule", "needle"),
+    [("30s", "60 s"), ("every hour", "not a period"), ("31d", "30d at most"), ("", "period")],
+)
+async def test_bad_schedules_are_422_naming_the_field(
+    api: httpx.AsyncClient, schedule: str, needle: str
+) -> None:
+    r = await api.post("/repos", json={"url": "/srv/git/a.git", "branch": "main",
+                                       "schedule": schedule}, headers=HEADERS)  # fmt: skip
+    assert r.status_code == 422, r.text
+    (item,) = r.json()["detail"]
+    assert item["loc"][-1] == "schedule"
+    assert needle in item["msg"], r.text

@@ -369,9 +369,13 @@ async def trigger_on(ix: Indexer, task_queue: str) -> Any:
 
 
 async def test_missing_branch_fails_at_once_without_touching_anything(indexer: Indexer) -> None:
-    """RepoNotFound is not retried: the workflow fails with that reason, no run is stored."""
+    """RepoNotFound is not retried: the workflow fails with that reason, no run is stored and
+    nothing of the graph is touched (no job); the failure is recorded with its reason and the
+    repository backs off: a non-forced trigger then runs nothing (no git call, outcome
+    backing_off), a forced one runs and fails again (two consecutive failures)."""
     import dataclasses
 
+    from shield_orchestrator.indexing import health
     from temporalio.client import WorkflowFailureError
     from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -388,6 +392,27 @@ async def test_missing_branch_fails_at_once_without_touching_anything(indexer: I
     assert cause.retry_state is not None
     assert cause.retry_state.name == "NON_RETRYABLE_FAILURE"
     assert await ix.db.fetchval("SELECT count(*) FROM repo_index_runs") == 0
+    assert await ix.jobs() == {}
+    assert await runs_manifest(ix) == {}
+    state = await health.read(ix.db, ix.spec.repo, "no-such-branch")
+    assert (state.consecutive_failures, state.state) == (1, "backing_off")
+    assert state.last_error is not None
+    assert state.last_error.startswith("check_indexing_needed: RepoNotFound: ")
+    assert "no-such-branch" in state.last_error
+    assert 0 < state.wait_s <= 60
+    result = await (await ix.trigger()).result()
+    assert [(r.run_id, r.outcome) for r in result.runs] == [(None, "backing_off")]
+    with pytest.raises(WorkflowFailureError):
+        await (await ix.trigger(force=True)).result()
+    state = await health.read(ix.db, ix.spec.repo, "no-such-branch")
+    assert (state.consecutive_failures, state.state) == (2, "backing_off")
+    assert 60 < state.wait_s <= 120
+
+
+async def runs_manifest(ix: Indexer) -> dict[str, str]:
+    from shield_orchestrator.indexing import runs
+
+    return await runs.manifest(ix.db, ix.spec.repo, ix.spec.branch)
 
 
 async def test_force_push_is_planned_from_the_manifest(

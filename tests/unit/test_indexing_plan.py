@@ -12,6 +12,8 @@ from shield_orchestrator.indexing.plan import (
     SkipReason,
     TreeEntry,
     build_plan,
+    cap_files,
+    content_probe,
     diff_manifests,
     glob_regex,
     parse_check_attr,
@@ -44,6 +46,7 @@ def test_skip_reasons_are_the_strings_operators_see() -> None:
         "over_max_file_bytes",
         "empty",
         "lfs_pointer",
+        "over_max_files",
     ]
     assert f"{SkipReason.LFS_POINTER}" == "lfs_pointer"
 
@@ -154,6 +157,22 @@ def test_skip_by_entry(entry: TreeEntry, policy: PlanPolicy, reason: SkipReason 
 def test_policy_refuses_a_non_positive_cap() -> None:
     with pytest.raises(ValueError, match="max_file_bytes has value 0"):
         PlanPolicy(max_file_bytes=0)
+    with pytest.raises(ValueError, match="max_files has value 0"):
+        PlanPolicy(max_files=0)
+
+
+def test_the_file_cap_keeps_the_first_paths_in_path_order() -> None:
+    """Over max_files: the first indexable paths in path order (skipped files do not count),
+    the others skipped as over_max_files, and an indexed file beyond the cap is removed."""
+    entries = [blob(p, sha=s) for p, s in (("c.py", SHA_C), ("a.py", SHA_A), ("b.py", SHA_B))]
+    entries.append(blob(".env", sha="f" * 40))
+    plan = build_plan("c", entries, {"c.py": SHA_C}, PlanPolicy(max_files=2),
+                      attributes={}, heads={})  # fmt: skip
+    assert plan.manifest == {"a.py": SHA_A, "b.py": SHA_B}
+    assert plan.changes == Changes(added=("a.py", "b.py"), removed=("c.py",))
+    assert plan.skipped_by_reason() == {SkipReason.OVER_MAX_FILES: 1, SkipReason.SECRET: 1}
+    assert Skipped("c.py", SkipReason.OVER_MAX_FILES, SHA_C) in plan.skipped
+    assert cap_files({"b": SHA_B, "a": SHA_A}, 5) == ({"a": SHA_A, "b": SHA_B}, [])
 
 
 @pytest.mark.parametrize(
@@ -194,6 +213,9 @@ LFS = LFS_POINTER_PREFIX + b"\noid sha256:" + b"0" * 64 + b"\nsize 123456\n"
 )
 def test_skip_by_content(head: bytes, size: int, reason: SkipReason | None) -> None:
     assert skip_by_content(head, size) == reason
+    # what a plan keeps of a head (44 bytes at most) decides the same
+    assert len(content_probe(head)) <= len(LFS_POINTER_PREFIX) + 1
+    assert skip_by_content(content_probe(head), size) == reason
 
 
 @pytest.mark.parametrize(

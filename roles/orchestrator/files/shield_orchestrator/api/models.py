@@ -312,9 +312,22 @@ CredentialRef = Annotated[
 ]
 
 
+def _period(value: str) -> str:
+    from shield_orchestrator.services.repositories import parse_period
+
+    parse_period(value)
+    return value
+
+
+Period = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_period)
+]
+
+
 class RepoIn(BaseModel):
     """Body of POST /repos: a repository to index (the same url, branch and workspace again:
-    the existing registration, unchanged)."""
+    the existing registration; max_file_bytes, max_files and schedule given again replace
+    its values, the other fields are ignored)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -340,7 +353,14 @@ class RepoIn(BaseModel):
         default=100_000,
         ge=1,
         le=MAX_REPO_FILES,
-        description="The most files of one commit to index (stored; not enforced yet).",
+        description="The most files of one commit to index: the first max_files indexable "
+        "paths in path order; the run of a larger commit ends completed_with_errors naming "
+        "the cap (skip reason over_max_files).",
+    )
+    schedule: Period | None = Field(
+        default=None,
+        description="Refresh period (e.g. 15m, 1h, 1h30m, 1d; 1m to 30d): a Temporal Schedule "
+        "triggers the index that often (a trigger during a run folds into it).",
     )
     credential_ref: CredentialRef | None = Field(
         default=None,
@@ -363,6 +383,11 @@ class RepoOut(BaseModel):
     credential_ref: str | None
     created_at: dt.datetime
     workflow_id: str = Field(description="Its Temporal workflow: repo-index:{repo_id}:{branch}.")
+    schedule_s: int | None = Field(
+        default=None,
+        description="Refresh period in seconds (null: no schedule); its Temporal Schedule is "
+        "repo-index-schedule:{repo_id}:{branch}.",
+    )
 
 
 class ReposPage(BaseModel):
@@ -393,12 +418,23 @@ class RepoRunOut(BaseModel):
 class RepoIndexOut(BaseModel):
     """What the indexer's tables say about the repository's branch."""
 
-    state: Literal["never_indexed", "running", "indexed", "completed_with_errors", "failed"]
+    state: Literal[
+        "never_indexed", "running", "indexed", "completed_with_errors", "failed", "quarantined"
+    ]
     indexed_commit: str | None
     indexed_at: dt.datetime | None
     indexed_files: int = Field(description="Files in the manifest (path, blob sha).")
-    consecutive_failures: int = Field(description="Failed runs since the last completed one.")
-    last_error: str | None
+    consecutive_failures: int = Field(
+        description="Failed runs since the last successful one (5: quarantined)."
+    )
+    next_eligible_at: dt.datetime | None = Field(
+        default=None,
+        description="After a failure: a non-forced index request before it is refused (429).",
+    )
+    quarantined_at: dt.datetime | None = Field(
+        default=None, description="Set: no index run without force (409) until one succeeds."
+    )
+    last_error: str | None = Field(description="The reason of the last failure or cap error.")
     runs: int = Field(description="Runs recorded (a run that failed before planning has none).")
     last_run: RepoRunOut | None
 
@@ -410,13 +446,16 @@ class RepoDetailOut(RepoOut):
 
 
 class RepoRemovedOut(BaseModel):
-    """DELETE /repos/{repo_id}."""
+    """DELETE /repos/{repo_id}: unregistered; its documents leave the graph through a job."""
 
     repo_id: str
     removed: bool
-    documents_kept: int = Field(
-        description="Indexed files whose documents stay in the workspace's graph."
+    job_id: str | None = Field(
+        description="The deletion job (GET /jobs/{job_id}); null: the repository had no "
+        "document in the graph."
     )
+    files: int = Field(description="Files whose documents the job deletes.")
+    documents: int = Field(description="Documents the job deletes.")
     detail: str
 
 

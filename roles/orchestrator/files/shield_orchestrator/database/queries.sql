@@ -156,3 +156,116 @@ ON CONFLICT (repo, branch, path) DO UPDATE SET blob_sha = EXCLUDED.blob_sha,
 -- name: finish_index_run
 UPDATE repo_index_runs SET status = $2, error = $3, finished_at = now()
 WHERE run_id = $1::uuid AND status = 'planned'
+
+-- --- failures, backoff and quarantine (indexing/health.py, migration 0004) -----------------
+
+-- name: select_index_health
+SELECT consecutive_failures, next_eligible_at, quarantined_at, last_error, last_failure_at,
+       greatest(coalesce(extract(epoch FROM next_eligible_at - now()), 0), 0) AS wait_s
+FROM repo_index_state WHERE repo = $1 AND branch = $2
+
+-- name: lock_index_failures
+SELECT consecutive_failures FROM repo_index_state WHERE repo = $1 AND branch = $2 FOR UPDATE
+
+-- name: record_index_failure
+-- $3 failures (this one included), $4 delay in seconds, $5 quarantined, $6 the reason.
+UPDATE repo_index_state
+SET consecutive_failures = $3,
+    next_eligible_at = now() + make_interval(secs => $4),
+    quarantined_at = CASE WHEN $5 THEN coalesce(quarantined_at, now()) END,
+    last_error = $6,
+    last_failure_at = now()
+WHERE repo = $1 AND branch = $2
+RETURNING consecutive_failures, next_eligible_at, quarantined_at, last_error, last_failure_at,
+          greatest(extract(epoch FROM next_eligible_at - now()), 0) AS wait_s
+
+-- name: reset_index_failures
+UPDATE repo_index_state
+SET consecutive_failures = 0, next_eligible_at = NULL, quarantined_at = NULL
+WHERE repo = $1 AND branch = $2
+
+-- --- registered repositories (services/repositories.py, migrations 0003 and 0004) ---------
+
+-- name: insert_repository
+INSERT INTO repositories (repo_id, url, branch, workspace, include, exclude, max_file_bytes,
+                          max_files, credential_ref, schedule_s)
+VALUES ($1::uuid, $2, $3, $4, $5::text[], $6::text[], $7, $8, $9, $10)
+ON CONFLICT (url, branch, workspace) DO NOTHING
+RETURNING repo_id, url, branch, workspace, include, exclude, max_file_bytes, max_files,
+          credential_ref, schedule_s, created_at
+
+-- name: select_repository_by_key
+SELECT repo_id, url, branch, workspace, include, exclude, max_file_bytes, max_files,
+       credential_ref, schedule_s, created_at
+FROM repositories WHERE url = $1 AND branch = $2 AND workspace = $3
+
+-- name: update_repository_options
+-- POST /repos again: the options given ($2.., NULL: not given) replace the stored ones.
+UPDATE repositories
+SET max_file_bytes = coalesce($2, max_file_bytes),
+    max_files = coalesce($3, max_files),
+    schedule_s = coalesce($4, schedule_s)
+WHERE repo_id = $1::uuid
+RETURNING repo_id, url, branch, workspace, include, exclude, max_file_bytes, max_files,
+          credential_ref, schedule_s, created_at
+
+-- name: select_repository
+SELECT repo_id, url, branch, workspace, include, exclude, max_file_bytes, max_files,
+       credential_ref, schedule_s, created_at
+FROM repositories WHERE repo_id = $1::uuid
+
+-- name: list_repositories
+-- Keyset pages: $1 workspace filter (NULL: all), $2/$3 the last row of the previous page.
+SELECT repo_id, url, branch, workspace, include, exclude, max_file_bytes, max_files,
+       credential_ref, schedule_s, created_at
+FROM repositories
+WHERE ($1::text IS NULL OR workspace = $1)
+  AND ($2::timestamptz IS NULL OR (created_at, repo_id) > ($2, $3::uuid))
+ORDER BY created_at, repo_id
+LIMIT $4
+
+-- name: delete_repository
+DELETE FROM repositories WHERE repo_id = $1::uuid RETURNING repo_id
+
+-- name: forget_repository_index
+-- After DELETE /repos/{id} sent its documents' deletion job: the indexer's rows of the branch.
+WITH runs AS (DELETE FROM repo_index_runs WHERE repo = $1 AND branch = $2),
+     files AS (DELETE FROM repo_files WHERE repo = $1 AND branch = $2),
+     deletions AS (DELETE FROM repo_doc_deletions WHERE repo = $1 AND branch = $2)
+DELETE FROM repo_index_state WHERE repo = $1 AND branch = $2
+
+-- name: select_repository_state
+SELECT s.indexed_commit, s.updated_at,
+       (SELECT count(*) FROM repo_files f WHERE f.repo = s.repo AND f.branch = s.branch)
+         AS indexed_files
+FROM repo_index_state s WHERE s.repo = $1 AND s.branch = $2
+
+-- name: select_last_run
+SELECT run_id, status, base_commit, commit, error, created_at, finished_at, unchanged, skipped,
+       (SELECT count(*) FROM repo_index_runs r2 WHERE r2.repo = $1 AND r2.branch = $2) AS runs
+FROM repo_index_runs WHERE repo = $1 AND branch = $2
+ORDER BY created_at DESC, run_id DESC LIMIT 1
+
+-- name: select_last_run_error
+SELECT error, finished_at FROM repo_index_runs
+WHERE repo = $1 AND branch = $2 AND error IS NOT NULL
+ORDER BY created_at DESC LIMIT 1
+
+-- name: count_run_files
+-- The changed files of one run by change and by state.
+SELECT 'change' AS kind, change AS name, count(*) AS n FROM repo_run_files
+WHERE run_id = $1::uuid GROUP BY change
+UNION ALL
+SELECT 'state', state, count(*) FROM repo_run_files WHERE run_id = $1::uuid GROUP BY state
+
+-- name: select_repository_documents
+-- Every document of (repo, branch) in the graph: the manifest's files and the pending
+-- deletions, with the chunk count of the job that ingested each (its documents).
+SELECT f.path, f.blob_sha, f.job_id, COALESCE(j.chunks_total, 0) AS chunks_total
+FROM repo_files AS f LEFT JOIN jobs AS j ON j.job_id = f.job_id
+WHERE f.repo = $1 AND f.branch = $2
+UNION
+SELECT d.path, d.blob_sha, d.job_id, COALESCE(j.chunks_total, 0)
+FROM repo_doc_deletions AS d LEFT JOIN jobs AS j ON j.job_id = d.job_id
+WHERE d.repo = $1 AND d.branch = $2 AND d.state = 'pending'
+ORDER BY 1, 2

@@ -54,6 +54,12 @@ CREATE TABLE repo_index_state (
     branch         text NOT NULL,
     indexed_commit text,
     updated_at     timestamptz NOT NULL DEFAULT now(),
+    -- 0004: failures, backoff and quarantine (indexing/health.py)
+    consecutive_failures integer NOT NULL DEFAULT 0 CHECK (consecutive_failures >= 0),
+    next_eligible_at     timestamptz,
+    quarantined_at       timestamptz,
+    last_error           text,
+    last_failure_at      timestamptz,
     PRIMARY KEY (repo, branch)
 );
 
@@ -119,6 +125,7 @@ CREATE TABLE repositories (
     max_files      integer NOT NULL CHECK (max_files > 0),
     credential_ref text,
     created_at     timestamptz NOT NULL DEFAULT now(),
+    schedule_s     integer CHECK (schedule_s >= 60),  -- 0004: its Temporal Schedule's period
     UNIQUE (url, branch, workspace)
 );
 

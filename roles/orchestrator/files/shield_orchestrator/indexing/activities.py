@@ -12,6 +12,11 @@ path so that a retried ``persist_kg`` finds the jobs it created. The documents o
 changed files leave the graph first (``cleanup_stale_kg_nodes``): one pool job of
 ``delete_document`` entries (services/messages.py), one entry per file, executed by the
 workspace's owning process like any chunk, waited for before ``persist_kg`` starts.
+
+``check_indexing_needed`` refuses a non-forced run of a repository that backs off or is
+quarantined (:mod:`.health`) before any git call, and resets the failures when the head is
+already indexed; ``record_failure`` stores a failed run's reason and the next backoff;
+``trigger_index`` is a scheduled start's signal-with-start (workflow.py's module doc).
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from temporalio import activity
 
-from shield_orchestrator.indexing import runs
+from shield_orchestrator.indexing import health, runs
 from shield_orchestrator.indexing.chunker import DEFAULT_MAX_TOKENS, approx_tokens, chunk_code
 from shield_orchestrator.indexing.mirror import plan_commit
 from shield_orchestrator.indexing.mirrors import MirrorCache, run_git
 from shield_orchestrator.indexing.plan import PlanPolicy
+from shield_orchestrator.indexing.runs import deletion_entries
 from shield_orchestrator.indexing.workflow import (
     CheckResult,
     CleanupResult,
@@ -39,20 +45,21 @@ from shield_orchestrator.indexing.workflow import (
     PlanResult,
     RepoSpec,
 )
+from shield_orchestrator.indexing.workflow import trigger_index as start_or_signal
 from shield_orchestrator.services.job_failures import list_failures
 from shield_orchestrator.services.job_registry import (
     JobRegistry,
     NewChunk,
-    NewDeletion,
     NewJob,
     QueueFull,
     chunk_id,
 )
 from shield_orchestrator.services.job_status import fetch_job
-from shield_orchestrator.services.messages import DELETE_DOCUMENT, MAX_DELETE_IDS
+from shield_orchestrator.services.messages import DELETE_DOCUMENT
 
 T = TypeVar("T")
 SOURCE_TYPE = "repository_file"
+__all__ = ["IndexerConfig", "IndexingActivities", "deletion_entries", "file_chunks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,22 +115,6 @@ def file_chunks(spec: RepoSpec, path: str, sha: str, text: str, max_tokens: int)
     ]
 
 
-def deletion_entries(
-    repo: str, deletions: list[runs.Deletion]
-) -> tuple[list[NewDeletion], list[int]]:
-    """The ``delete_document`` entries of the deletions that have documents (at most
-    MAX_DELETE_IDS ids each: a file with more takes several), and each entry's index in
-    ``deletions``."""
-    entries: list[NewDeletion] = []
-    owner: list[int] = []
-    for n, d in enumerate(deletions):
-        for start in range(0, len(d.doc_ids), MAX_DELETE_IDS):
-            entries.append(NewDeletion(d.doc_ids[start : start + MAX_DELETE_IDS],
-                                       f"repo:{repo}/{d.path}"))  # fmt: skip
-            owner.append(n)
-    return entries, owner
-
-
 class IndexingActivities:
     """The activities, bound to one process's Redis, PostgreSQL pool and mirror cache."""
 
@@ -142,7 +133,7 @@ class IndexingActivities:
         return [
             self.check_indexing_needed, self.clone_repo, self.parse_repo,
             self.cleanup_stale_kg_nodes, self.persist_kg, self.persist_metadata,
-            self.cleanup_repo,
+            self.cleanup_repo, self.record_failure, self.trigger_index,
         ]  # fmt: skip
 
     @staticmethod
@@ -172,10 +163,21 @@ class IndexingActivities:
 
     @activity.defn(name="check_indexing_needed")
     async def check_indexing_needed(self, spec: RepoSpec, force: bool) -> CheckResult:
-        """The remote head (``ls-remote``) against the indexed commit: equal means done."""
+        """The remote head (``ls-remote``) against the indexed commit: equal means done.
+
+        Not forced: a repository that backs off or is quarantined is refused first (no git
+        call, nothing counted); an indexed head is a success (the failures reset)."""
+        if not force:
+            current = await health.read(self.db, spec.repo, spec.branch)
+            if health.refusal(current) is not None:
+                indexed = await runs.indexed_commit(self.db, spec.repo, spec.branch)
+                return CheckResult(False, "", indexed, refused=current.state)
         head = await self.mirrors.remote_head(spec.url, spec.branch, self.beat, spec.credential_ref)
         indexed = await runs.indexed_commit(self.db, spec.repo, spec.branch)
-        return CheckResult(force or head != indexed, head, indexed)
+        needed = force or head != indexed
+        if not needed:
+            await health.record_success(self.db, spec.repo, spec.branch)
+        return CheckResult(needed, head, indexed)
 
     @activity.defn(name="clone_repo")
     async def clone_repo(self, spec: RepoSpec) -> str:
@@ -194,7 +196,8 @@ class IndexingActivities:
                                            spec.credential_ref)  # fmt: skip
         base = await runs.indexed_commit(self.db, spec.repo, spec.branch)
         previous = await runs.manifest(self.db, spec.repo, spec.branch)
-        policy = PlanPolicy(spec.max_file_bytes, tuple(spec.include), tuple(spec.exclude))
+        policy = PlanPolicy(spec.max_file_bytes, tuple(spec.include), tuple(spec.exclude),
+                            max_files=spec.max_files)  # fmt: skip
         plan = await self._beating(
             asyncio.to_thread(plan_commit, mirror, task.commit, previous, policy)
         )
@@ -303,3 +306,17 @@ class IndexingActivities:
         """``git gc --auto`` on the mirror; a run that did not publish is marked failed."""
         await runs.fail_run(self.db, run_id, "the run ended before persist_metadata")
         await self.mirrors.gc(spec.repo, spec.url, self.beat)
+
+    @activity.defn(name="record_failure")
+    async def record_failure(self, spec: RepoSpec, run_id: str | None, error: str) -> None:
+        """A failed run: its reason on the run (when it was planned) and on the repository,
+        one more consecutive failure (backoff, then quarantine: :mod:`.health`)."""
+        if run_id is not None:
+            await runs.fail_run(self.db, run_id, error)
+        await health.record_failure(self.db, spec.repo, spec.branch, error)
+
+    @activity.defn(name="trigger_index")
+    async def trigger_index(self, spec: RepoSpec) -> None:
+        """A scheduled start: signal-with-start of the repository's own workflow on this
+        worker's task queue (folded into a running run like any trigger)."""
+        await start_or_signal(activity.client(), spec, task_queue=activity.info().task_queue)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from shield_orchestrator.errors import ShieldError
@@ -28,6 +28,7 @@ from shield_orchestrator.indexing.plan import (
     TreeEntry,
     build_plan,
     candidates,
+    content_probe,
     needs_head,
     parse_check_attr,
     parse_ls_tree,
@@ -107,12 +108,17 @@ def read_attributes(repo: Path, commit: str, paths: Iterable[str]) -> dict[str, 
 
 
 def read_heads(
-    repo: Path, shas: Iterable[str], limit: int = BINARY_PROBE_BYTES
+    repo: Path,
+    shas: Iterable[str],
+    limit: int = BINARY_PROBE_BYTES,
+    probe: Callable[[bytes], bytes] = bytes,
 ) -> dict[str, bytes]:
-    """The first ``limit`` bytes of each blob, through one ``git cat-file --batch``.
+    """The first ``limit`` bytes of each blob (``probe`` of them: plan_commit keeps only
+    :func:`.plan.content_probe`, 44 bytes a blob), through one ``git cat-file --batch``.
 
-    One sha is written, its answer read, then the next: memory stays at one blob, whatever
-    the number of blobs (callers only ask for blobs under ``max_file_bytes``).
+    One sha is written, its answer read, then the next: memory stays at one blob plus what
+    ``probe`` keeps of each, whatever the number of blobs (callers only ask for blobs under
+    ``max_file_bytes``).
     """
     wanted = sorted(set(shas))
     if not wanted:
@@ -132,7 +138,7 @@ def read_heads(
                     raise GitError(f"git cat-file: no object {sha} ({b' '.join(header)!r})")
                 size = int(header[2])
                 body = proc.stdout.read(size + 1)  # the content and its trailing newline
-                heads[sha] = body[: min(size, limit)]
+                heads[sha] = probe(body[: min(size, limit)])
         finally:
             proc.stdin.close()
             proc.wait(timeout=GIT_TIMEOUT_S)
@@ -152,5 +158,5 @@ def plan_commit(repo: Path, rev: str, previous: Mapping[str, str], policy: PlanP
         for e in keep
         if needs_head(e, known_text) and skip_by_attributes(attributes.get(e.path, {})) is None
     )
-    heads = read_heads(repo, unread)
+    heads = read_heads(repo, unread, probe=content_probe)
     return build_plan(commit, entries, previous, policy, attributes=attributes, heads=heads)

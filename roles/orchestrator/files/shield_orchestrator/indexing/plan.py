@@ -7,12 +7,18 @@ trees, never a commit range, so a force-push or a rebase plans correctly::
     entries (ls-tree) --skip_by_entry--> skipped | candidates
     candidates --skip_by_attributes (.gitattributes)--> skipped | candidates
     candidates --skip_by_content (first 8 KiB, new blobs only)--> skipped | indexable
+    indexable --over max_files (path order)--> skipped | indexable
     diff_manifests(previous, indexable) -> added, modified, removed, renamed
 
 A rename is the same blob under a new path whose old path is gone; when one blob leaves
 several paths and arrives at several others, the paths are paired in sorted order and the
 rest are removed or added. A copy (old path still there) is an addition. A file that was
 indexed and is now skipped (a rule or a glob changed, or it grew past the cap) is removed.
+
+The file cap keeps the first ``max_files`` indexable paths in path order (the same files at
+every run of the same tree); the rest are skipped as ``over_max_files`` and the run ends
+``completed_with_errors`` naming the cap (runs.publish). Memory stays at the tree's listing
+plus a few bytes per new blob (:func:`content_probe`), never the files' contents.
 
 Skipped files are listed with a :class:`SkipReason` (its value is what operators see, in
 ``GET /repos/{id}`` and in metrics labels). :mod:`shield_orchestrator.indexing.mirror` runs
@@ -77,6 +83,7 @@ class SkipReason(StrEnum):
     OVER_MAX_FILE_BYTES = "over_max_file_bytes"
     EMPTY = "empty"
     LFS_POINTER = "lfs_pointer"  # the blob is a git-lfs pointer, not the file
+    OVER_MAX_FILES = "over_max_files"  # beyond the first max_files indexable paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +106,13 @@ class PlanPolicy:
     include: tuple[str, ...] = ()  # empty: every path
     exclude: tuple[str, ...] = ()
     secret_patterns: tuple[str, ...] = SECRET_PATTERNS
+    max_files: int = 100_000  # indexable files of one commit; more are over_max_files
 
     def __post_init__(self) -> None:
         if self.max_file_bytes <= 0:
             raise ValueError(f"max_file_bytes has value {self.max_file_bytes!r}: must be > 0")
+        if self.max_files <= 0:
+            raise ValueError(f"max_files has value {self.max_files!r}: must be > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +302,24 @@ def skip_by_content(head: bytes, size: int | None) -> SkipReason | None:
     return None
 
 
+def content_probe(head: bytes) -> bytes:
+    """What :func:`skip_by_content` needs of a blob's head, in at most 44 bytes: its first
+    bytes (the LFS prefix) and a NUL when the head holds one. ``skip_by_content`` gives the
+    same answer for the probe as for the head, so a plan keeps probes, not 8 KiB heads."""
+    probe = head[: len(LFS_POINTER_PREFIX)]
+    if b"\0" not in probe and b"\0" in head[:BINARY_PROBE_BYTES]:
+        probe += b"\0"
+    return probe
+
+
+def cap_files(manifest: Mapping[str, str], max_files: int) -> tuple[dict[str, str], list[Skipped]]:
+    """The first ``max_files`` paths of ``manifest`` in path order, and the rest as skipped."""
+    paths = sorted(manifest)
+    kept = {p: manifest[p] for p in paths[:max_files]}
+    over = [Skipped(p, SkipReason.OVER_MAX_FILES, manifest[p]) for p in paths[max_files:]]
+    return kept, over
+
+
 def diff_manifests(previous: Mapping[str, str], current: Mapping[str, str]) -> Changes:
     """Added, modified, removed and renamed paths between two ``path -> blob sha`` maps."""
     modified = sorted(p for p, sha in current.items() if p in previous and previous[p] != sha)
@@ -362,6 +390,8 @@ def build_plan(
             manifest[entry.path] = entry.sha
         else:
             skipped.append(Skipped(entry.path, reason, entry.sha))
+    manifest, over = cap_files(manifest, policy.max_files)
+    skipped += over
     return Plan(
         commit=commit,
         manifest=manifest,

@@ -20,7 +20,10 @@ A file's documents are its ingestion job's chunks: :func:`pending_deletions` nam
 transaction that refuses a run with a file not yet terminal (:class:`RunNotReady`), updates
 the manifest (files whose job did not complete leave it, so the next run plans them again)
 and moves ``indexed_commit`` by compare-and-set from the run's base commit
-(:class:`StaleRun` when another run moved it first; nothing is written then).
+(:class:`StaleRun` when another run moved it first; nothing is written then). The same
+transaction resets the repository's failures (:mod:`.health`: a success). A run that left
+files out for the file cap (skip reason ``over_max_files``) publishes what it indexed and
+ends ``completed_with_errors`` with an error naming the cap (:data:`CAP_ERROR`).
 
 Errors::
 
@@ -36,18 +39,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shield_orchestrator.database.queries import query
 from shield_orchestrator.errors import ShieldError
-from shield_orchestrator.indexing.plan import Plan
-from shield_orchestrator.services.job_registry import chunk_id
-from shield_orchestrator.services.messages import chunk_document_id
+from shield_orchestrator.indexing.plan import Plan, SkipReason
+from shield_orchestrator.services.job_registry import NewDeletion, chunk_id
+from shield_orchestrator.services.messages import MAX_DELETE_IDS, chunk_document_id
 
 TERMINAL_FILE_STATES = frozenset({"completed", "completed_with_errors", "failed", "empty"})
 INDEXED_FILE_STATES = frozenset({"completed", "empty"})  # these enter the manifest
 INGESTED_CHANGES = ("added", "modified", "renamed")  # changes whose new content is ingested
+CAP_ERROR = (
+    "{n} file(s) not indexed: the commit has more indexable files than the repository's "
+    "max_files (skip reason over_max_files; the first max_files in path order are indexed); "
+    "raise max_files (POST /repos with the same url, branch and workspace and a larger "
+    "max_files) or narrow include/exclude"
+)
 
 
 class IndexingError(ShieldError):
@@ -94,6 +103,7 @@ class Run:
     base_commit: str | None
     commit: str
     status: str
+    skipped: Mapping[str, int] = field(default_factory=dict)  # skip reason -> files
 
 
 async def indexed_commit(db: Any, repo: str, branch: str) -> str | None:
@@ -151,6 +161,7 @@ async def run(db: Any, run_id: str) -> Run:
     return Run(
         str(row["run_id"]), row["repo"], row["branch"], row["workspace"],
         row["base_commit"], row["commit"], row["status"],
+        {str(k): int(v) for k, v in json.loads(row["skipped"]).items()},
     )  # fmt: skip
 
 
@@ -187,19 +198,36 @@ async def record_deletions(db: Any, run_id: str) -> int:
 async def pending_deletions(db: Any, repo: str, branch: str) -> list[Deletion]:
     """Every deletion still pending for (repo, branch), with its documents' ids."""
     rows = await db.fetch(query("select_pending_deletions"), repo, branch)
-    return [
-        Deletion(
-            r["path"],
-            r["blob_sha"],
-            tuple(
-                chunk_document_id(str(r["job_id"]), chunk_id(n))
-                for n in range(1, int(r["chunks_total"]) + 1)
-            )
-            if r["job_id"] is not None
-            else (),
-        )
-        for r in rows
-    ]
+    return [_deletion(r) for r in rows]
+
+
+def _deletion(r: Any) -> Deletion:
+    job = None if r["job_id"] is None else str(r["job_id"])
+    n = int(r["chunks_total"]) if job else 0
+    return Deletion(r["path"], r["blob_sha"],
+                    tuple(chunk_document_id(job, chunk_id(i)) for i in range(1, n + 1)) if job
+                    else ())  # fmt: skip
+
+
+def deletion_entries(repo: str, deletions: list[Deletion]) -> tuple[list[NewDeletion], list[int]]:
+    """The ``delete_document`` entries of the deletions that have documents (at most
+    MAX_DELETE_IDS ids each: a file with more takes several), and each entry's index in
+    ``deletions``."""
+    entries: list[NewDeletion] = []
+    owner: list[int] = []
+    for n, d in enumerate(deletions):
+        for start in range(0, len(d.doc_ids), MAX_DELETE_IDS):
+            entries.append(NewDeletion(d.doc_ids[start : start + MAX_DELETE_IDS],
+                                       f"repo:{repo}/{d.path}"))  # fmt: skip
+            owner.append(n)
+    return entries, owner
+
+
+async def repository_documents(db: Any, repo: str, branch: str) -> list[Deletion]:
+    """Every document (repo, branch) holds in the graph: its manifest's files' and the
+    deletions still pending (DELETE /repos/{id} takes them all out)."""
+    rows = await db.fetch(query("select_repository_documents"), repo, branch)
+    return [_deletion(r) for r in rows]
 
 
 async def mark_deleted(db: Any, repo: str, branch: str, done: list[Deletion]) -> None:
@@ -237,8 +265,12 @@ async def publish(db: Any, run_id: str) -> str:
         )
         if moved is None:
             raise StaleRun(run_id, current.base_commit)
-        outcome = "completed" if len(good) == len(ingested) else "completed_with_errors"
-        await conn.execute(query("finish_index_run"), run_id, outcome, None)
+        over = current.skipped.get(SkipReason.OVER_MAX_FILES.value, 0)
+        complete = len(good) == len(ingested) and not over
+        outcome = "completed" if complete else "completed_with_errors"
+        error = CAP_ERROR.format(n=over) if over else None
+        await conn.execute(query("finish_index_run"), run_id, outcome, error)
+        await conn.execute(query("reset_index_failures"), repo, branch)
     return outcome
 
 

@@ -13,6 +13,19 @@ one follow-up; two concurrent triggers give one run plus at most one follow-up. 
     persist_kg              one ingestion job per changed file, then wait until all terminal
     persist_metadata        manifest + indexed commit by compare-and-set, in one transaction
     cleanup_repo            (finally) gc the mirror, mark an unfinished run failed
+    record_failure          (on a failed activity) the run's reason, one more consecutive
+                            failure: backoff, then quarantine (indexing/health.py)
+
+A non-forced run of a repository that backs off or is quarantined does not start: the check
+answers ``refused`` (no git call) and the run's outcome is ``backing_off`` or ``quarantined``.
+A failed run records its reason and leaves the graph, the manifest and the indexed commit as
+they were (nothing is published before persist_metadata); the workflow then fails with it.
+
+A Temporal Schedule (services/repositories.py, ``repo-index-schedule:{repo}:{branch}``) cannot
+start this id itself: a scheduled start gets the schedule's id plus a timestamp. Its action is
+this workflow with ``forward=True``, which only calls ``trigger_index`` (the activity does the
+signal-with-start of ``repo-index:{repo}:{branch}`` below) and ends: a scheduled refresh folds
+into a running run like any trigger, never a second concurrent run.
 
 Deletion comes before ingestion (the issue's order: old documents leave the graph first, so
 LightRAG's content dedup never takes a re-ingested chunk for a copy of its old self). Payloads
@@ -31,6 +44,7 @@ from typing import Any, TypeVar, cast
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 T = TypeVar("T")
 
@@ -57,6 +71,8 @@ TIMEOUTS: dict[str, timedelta] = {
     "persist_kg": timedelta(hours=2),
     "persist_metadata": timedelta(minutes=5),
     "cleanup_repo": timedelta(minutes=10),
+    "record_failure": timedelta(minutes=2),
+    "trigger_index": timedelta(minutes=2),
 }
 
 
@@ -75,6 +91,7 @@ class RepoSpec:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     max_file_bytes: int = 1_048_576
+    max_files: int = 100_000  # files of one commit to index, in path order; more: a cap error
     credential_ref: str | None = None  # NAME of the indexers' env variable (mirrors.git_auth)
 
 
@@ -84,13 +101,15 @@ class IndexRequest:
     trigger: str  # the id of the trigger that started this execution (its signal is ignored)
     force: bool = False
     loops: int = 0  # runs done by earlier executions (continue-as-new)
+    forward: bool = False  # a scheduled start: trigger repo-index:{repo}:{branch} and end
 
 
 @dataclass(frozen=True)
 class CheckResult:
     needed: bool
-    head: str
+    head: str  # "" when refused
     indexed_commit: str | None
+    refused: str | None = None  # backing_off | quarantined: a non-forced run may not start
 
 
 @dataclass(frozen=True)
@@ -130,7 +149,7 @@ class PersistResult:
 class RunSummary:
     run_id: str | None  # None: nothing to do (the head is indexed)
     commit: str
-    outcome: str  # up_to_date | completed | completed_with_errors
+    outcome: str  # up_to_date | backing_off | quarantined | completed | completed_with_errors
     changed: int = 0
     deleted: int = 0  # files whose old documents left the graph
     deletions_pending: int = 0  # files whose old documents are still to delete
@@ -141,6 +160,14 @@ class RunSummary:
 @dataclass(frozen=True)
 class IndexResult:
     runs: list[RunSummary]
+
+
+def failure_reason(exc: ActivityError) -> str:
+    """``<activity>: <error type>: <message>`` of a failed activity (its last attempt)."""
+    cause = exc.cause
+    kind = cause.type if isinstance(cause, ApplicationError) and cause.type else None
+    message = (cause.message if isinstance(cause, FailureError) else str(cause)) or str(exc)
+    return f"{exc.activity_type}: {kind or type(cause).__name__}: {message}"
 
 
 async def _call(name: str, *args: Any, result_type: type[T]) -> T:
@@ -172,6 +199,9 @@ class RepoIndexingWorkflow:
 
     @workflow.run
     async def run(self, request: IndexRequest) -> IndexResult:
+        if request.forward:  # a scheduled start (see the module doc)
+            await _call("trigger_index", request.spec, result_type=type(None))
+            return IndexResult([])
         runs: list[RunSummary] = []
         force = request.force
         while True:
@@ -192,7 +222,13 @@ class RepoIndexingWorkflow:
                 )
 
     async def _index_once(self, spec: RepoSpec, force: bool) -> RunSummary:
-        check = await _call("check_indexing_needed", spec, force, result_type=CheckResult)
+        try:
+            check = await _call("check_indexing_needed", spec, force, result_type=CheckResult)
+        except ActivityError as exc:
+            await _call("record_failure", spec, None, failure_reason(exc), result_type=type(None))
+            raise
+        if check.refused:
+            return RunSummary(None, check.head, check.refused)
         if not check.needed:
             return RunSummary(None, check.head, "up_to_date")
         run_id = str(workflow.uuid4())
@@ -204,6 +240,10 @@ class RepoIndexingWorkflow:
             cleanup = await _call("cleanup_stale_kg_nodes", run_id, result_type=CleanupResult)
             persisted = await _call("persist_kg", spec, run_id, result_type=PersistResult)
             outcome = await _call("persist_metadata", run_id, result_type=str)
+        except ActivityError as exc:  # before cleanup_repo: the run keeps this reason
+            await _call("record_failure", spec, run_id, failure_reason(exc),
+                        result_type=type(None))  # fmt: skip
+            raise
         finally:
             await _call("cleanup_repo", spec, run_id, result_type=type(None))
         changed = plan.added + plan.modified + plan.removed + plan.renamed

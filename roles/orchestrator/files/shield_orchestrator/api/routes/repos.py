@@ -3,7 +3,10 @@ POST /repos/{repo_id}/index (issue 16; services/repositories.py).
 
 Registrations live in PostgreSQL; an index request is a signal-with-start of the repository's
 Temporal workflow (``repo-index:{repo_id}:{branch}``), reached lazily: Temporal down is a 503
-for indexing only.
+for indexing only (and for a registration with a schedule, and the DELETE of one). A
+non-forced index request while the repository backs off is a 429 with Retry-After, while it
+is quarantined a 409; both name force (indexing/health.py). DELETE answers 202 with the job
+that takes the documents out of the graph (services/repositories.py's module doc).
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from shield_orchestrator.api.deps import DbDep
+from shield_orchestrator.api.deps import DbDep, RegistryDep
 from shield_orchestrator.api.models import (
     IndexAccepted,
     IndexIn,
@@ -28,12 +31,15 @@ from shield_orchestrator.api.models import (
     Workspace,
     error_responses,
 )
+from shield_orchestrator.indexing import health
 from shield_orchestrator.services import repositories
 from shield_orchestrator.services.repositories import (
     BadRepoCursor,
     NewRepository,
     Repository,
+    RepositoryBusy,
     TemporalGateway,
+    parse_period,
 )
 
 router = APIRouter(tags=["repositories"])
@@ -68,6 +74,7 @@ def _repo_out(repo: Repository) -> RepoOut:
         credential_ref=repo.credential_ref,
         created_at=repo.created_at,
         workflow_id=repo.workflow_id,
+        schedule_s=repo.schedule_s,
     )
 
 
@@ -85,7 +92,11 @@ def _repo_out(repo: Repository) -> RepoOut:
     ),
     summary="Register a repository to index (the same url, branch and workspace: the existing one)",
 )
-async def register_repo(body: RepoIn, request: Request, response: Response, db: DbDep) -> RepoOut:
+async def register_repo(
+    body: RepoIn, request: Request, response: Response, db: DbDep, temporal: TemporalDep
+) -> RepoOut:
+    """With ``schedule``: the registration is stored, then its Temporal Schedule created or
+    updated (Temporal down: 503, the registration stays; POST again to make the schedule)."""
     new = NewRepository(
         url=body.url,
         branch=body.branch,
@@ -95,8 +106,14 @@ async def register_repo(body: RepoIn, request: Request, response: Response, db: 
         max_file_bytes=body.max_file_bytes,
         max_files=body.max_files,
         credential_ref=body.credential_ref,
+        schedule_s=parse_period(body.schedule) if body.schedule else None,
     )
-    repo, created = await repositories.register(db, new)
+    given = {"schedule_s" if f == "schedule" else f for f in body.model_fields_set}
+    if body.schedule is None:
+        given.discard("schedule_s")
+    repo, created = await repositories.register(db, new, frozenset(given))
+    if repo.schedule_s is not None and "schedule_s" in given:
+        await temporal.ensure_schedule(repo)
     if not created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = str(request.url_for("get_repo", repo_id=repo.repo_id).path)
@@ -142,6 +159,8 @@ async def get_repo(repo_id: UUID, db: DbDep) -> RepoDetailOut:
         indexed_at=state.indexed_at,
         indexed_files=state.indexed_files,
         consecutive_failures=state.consecutive_failures,
+        next_eligible_at=state.next_eligible_at,
+        quarantined_at=state.quarantined_at,
         last_error=state.last_error,
         runs=state.runs,
         last_run=None
@@ -165,21 +184,34 @@ async def get_repo(repo_id: UUID, db: DbDep) -> RepoDetailOut:
 
 @router.delete(
     "/repos/{repo_id}",
+    status_code=status.HTTP_202_ACCEPTED,
     response_model=RepoRemovedOut,
-    responses=error_responses(401, 422, 503, extra=_not_found()),
-    summary="Unregister a repository (its documents stay in the graph: see detail)",
+    responses=error_responses(401, 409, 422, 429, 503, extra=_not_found()),
+    summary="Unregister a repository; one job takes its documents out of the graph",
 )
-async def remove_repo(repo_id: UUID, db: DbDep) -> RepoRemovedOut:
+async def remove_repo(
+    repo_id: UUID, db: DbDep, registry: RegistryDep, temporal: TemporalDep
+) -> RepoRemovedOut:
+    """The schedule goes first (Temporal down: 503, nothing removed); a run in progress is a
+    409; then the deletion job is created and the registration removed. A failed deletion job
+    keeps its failures: POST /jobs/{job_id}/retry-failed sends them again."""
     repo = await repositories.get(db, str(repo_id))
-    kept = (await repositories.index_state(db, repo)).indexed_files
-    await repositories.remove(db, repo.repo_id)
+    if repo.schedule_s is not None:
+        await temporal.delete_schedule(repo)
+    try:
+        removal = await repositories.remove(db, registry, repo)
+    except RepositoryBusy as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    where = f"job {removal.job_id}" if removal.job_id else "no job (nothing was indexed)"
     return RepoRemovedOut(
         repo_id=repo.repo_id,
         removed=True,
-        documents_kept=kept,
+        job_id=removal.job_id,
+        files=removal.files,
+        documents=removal.documents,
         detail=(
-            f"unregistered; the documents of its {kept} indexed file(s) stay in workspace "
-            f"{repo.workspace!r}: removing them from the graph is not implemented yet"
+            f"unregistered; {removal.documents} document(s) of {removal.files} file(s) leave "
+            f"workspace {repo.workspace!r} through {where}"
         ),
     )
 
@@ -188,7 +220,7 @@ async def remove_repo(repo_id: UUID, db: DbDep) -> RepoRemovedOut:
     "/repos/{repo_id}/index",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=IndexAccepted,
-    responses=error_responses(400, 401, 413, 422, 503, extra=_not_found()),
+    responses=error_responses(400, 401, 409, 413, 422, 429, 503, extra=_not_found()),
     summary="Index the repository now (a run in progress: folded into one follow-up, same ids)",
 )
 async def index_repo(
@@ -198,8 +230,18 @@ async def index_repo(
     temporal: TemporalDep,
     body: Annotated[IndexIn | None, Body()] = None,
 ) -> IndexAccepted:
+    """Not forced: refused while the repository backs off (429, Retry-After) or is
+    quarantined (409), each naming force=true."""
     repo = await repositories.get(db, str(repo_id))
     force = body.force if body is not None else False
+    if not force:
+        now = await health.read(db, repo.repo_id, repo.branch)
+        refused = health.refusal(now)
+        if refused is not None and now.quarantined_at is not None:
+            raise HTTPException(status.HTTP_409_CONFLICT, refused)
+        if refused is not None:
+            retry = str(max(1, int(now.wait_s + 0.999)))
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, refused, {"Retry-After": retry})
     triggered = await temporal.trigger(repo, force=force)
     return IndexAccepted(
         repo_id=repo.repo_id,
