@@ -5,6 +5,10 @@ What is proved: add prints the new id (the same id, "already registered", the se
 URL with credentials is refused naming credential_ref (exit 2), list prints a table row per
 repository, show prints its indexing state as JSON, index prints the workflow id and run id
 (the same ones while the run is active), remove unregisters (show is then an exit 2 with 404).
+``index --follow`` against a real indexer worker (indexing/worker.py, real activities, its own
+task queue) and a worker pool on the workspace's stream: a progress bar of the run's files on
+stderr, then the outcome and counts (4 files added and indexed, the secret and the binary
+skipped); after one file changes, the follow-up run shows 1 modified, 3 unchanged.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from typing import Any
 import pytest
 
 from tests.acceptance.test_shieldctl import shieldctl
+from tests.integration.test_indexing_workflow import FILES, commit_files, git
 from tests.support.api import api_settings, served
+from tests.support.pools import running_pool
+from tests.support.servers import RedisServer
 from tests.support.temporal import TemporalServer, temporal_srv
 
 pytestmark = pytest.mark.acceptance
@@ -83,3 +90,56 @@ async def test_shieldctl_repos(
         gone = await ctl(base, "show", repo_id)
         assert gone.returncode == 2
         assert "answered 404" in gone.stderr
+
+
+async def test_shieldctl_repos_index_follow(
+    worker_settings: Any, pg_pool: Any, redis_client: Any, redis_srv: RedisServer,
+    temporal_srv: TemporalServer, tmp_path: Path,
+) -> None:  # fmt: skip
+    from shield_orchestrator.indexing.activities import IndexerConfig, IndexingActivities
+    from shield_orchestrator.indexing.worker import build_worker
+    from shield_orchestrator.services.repositories import TemporalTarget
+    from temporalio.client import Client
+
+    repo_dir = tmp_path / "repo"
+    repo_dir.mkdir()
+    git(repo_dir, "init", "-q", "-b", "main")
+    git(repo_dir, "config", "user.email", "t@example.invalid")
+    git(repo_dir, "config", "user.name", "t")
+    commit_files(repo_dir, dict(FILES), "first")
+    task_queue = f"test-follow-{uuid.uuid4().hex[:8]}"
+    target = TemporalTarget(temporal_srv.address, "default", task_queue)
+    client = await Client.connect(temporal_srv.address)
+    config = IndexerConfig(cache_dir=tmp_path / "mirrors", heartbeat_every_s=0.5, job_poll_s=0.05)
+    worker = build_worker(client, IndexingActivities(redis_client, pg_pool, config),
+                          task_queue=task_queue, graceful_shutdown_s=5)  # fmt: skip
+
+    async def ctl(base: str, *args: str) -> Any:
+        return await asyncio.to_thread(shieldctl, base, tmp_path, "repos", *args)
+
+    async with (
+        served(api_settings(worker_settings), target) as base,
+        worker,
+        running_pool(redis_srv, db=pg_pool),
+    ):
+        added = await ctl(base, "add", str(repo_dir), "--branch", "main")
+        assert added.returncode == 0, added.stderr
+        repo_id = added.stdout.strip()
+
+        first = await ctl(base, "index", repo_id, "--follow")
+        assert first.returncode == 0, first.stdout + first.stderr
+        lines = first.stdout.splitlines()
+        assert lines[0].startswith(f"repo-index:{repo_id}:main run ")
+        assert lines[1] == "outcome: completed: 4/4 files indexed, 0 failed (4 added; 0 unchanged)"
+        assert lines[2] == "skipped: 1 binary, 1 secret"
+        head = git(repo_dir, "rev-parse", "HEAD")
+        assert lines[3] == f"commit: {head} (indexed: {head}, 4 files)"
+        bars = [b for b in first.stderr.splitlines() if b.startswith("[")]
+        assert bars[-1].startswith(f"[{'#' * 30}] 100.0%  4/4 files  0 failed")
+
+        commit_files(repo_dir, {"README.md": "# Demo\n\nChanged.\n"}, "second")
+        second = await ctl(base, "index", repo_id, "--follow")
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert second.stdout.splitlines()[1] == (
+            "outcome: completed: 1/1 files indexed, 0 failed (1 modified; 3 unchanged)"
+        )
