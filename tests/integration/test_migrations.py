@@ -72,7 +72,7 @@ async def test_migrations_equal_schema_sql(postgres_srv: PostgresServer, pg_temp
     assert {c[0] for c in a["columns"]} == {
         "jobs", "chunk_failures", "schema_migrations",
         "repo_index_state", "repo_files", "repo_index_runs", "repo_run_files",
-        "repo_doc_deletions", "repositories",
+        "repo_doc_deletions", "repositories", "repo_run_commands",
     }  # fmt: skip
 
 

@@ -130,3 +130,20 @@ CREATE TABLE repositories (
 );
 
 CREATE INDEX repositories_created_at_idx ON repositories (created_at, repo_id);
+
+-- 0005: what the operator's command of a run did (indexing/runner.py)
+CREATE TABLE repo_run_commands (
+    run_id      uuid PRIMARY KEY,
+    repo        text NOT NULL,
+    branch      text NOT NULL,
+    commit      text NOT NULL,
+    argv        text[] NOT NULL,
+    exit_code   integer,
+    timed_out   boolean NOT NULL,
+    stdout_tail text NOT NULL,
+    stderr_tail text NOT NULL,
+    duration_s  double precision NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX repo_run_commands_repo_idx ON repo_run_commands (repo, branch, finished_at);

@@ -7,6 +7,7 @@
     workflow.py   the Temporal workflow (repo-index:{repo}:{branch}) and its payloads
     activities.py its activities; runs.py the runs in PostgreSQL; mirrors.py the mirror cache
     askpass.py    git's askpass program: a repository's credential_ref, read by reference
+    runner.py     the operator's command (seed 000's runner) in a checkout: run_repo_command
     worker.py     ``python -m shield_orchestrator.indexing.worker``: one Temporal worker
 
 Layering: imports nothing from api, workers or engines (tests/repo/test_layering.py).

@@ -33,6 +33,7 @@ from temporalio.worker import Worker
 from shield_orchestrator.database.pool import create_pool
 from shield_orchestrator.errors import ConfigError
 from shield_orchestrator.indexing.activities import IndexerConfig, IndexingActivities
+from shield_orchestrator.indexing.runner import CommandActivities
 from shield_orchestrator.indexing.workflow import TASK_QUEUE, RepoIndexingWorkflow
 from shield_orchestrator.logs import setup_logging
 from shield_orchestrator.services.redis_client import create_redis
@@ -54,12 +55,13 @@ def build_worker(
     graceful_shutdown_s: float = GRACEFUL_SHUTDOWN_S,
     max_activities: int = MAX_ACTIVITIES,
 ) -> Worker:
-    """The Temporal worker of the indexing workflow and all its activities."""
+    """The Temporal worker of the indexing workflow and all its activities (run_repo_command,
+    the operator's command, from runner.py: on the same mirrors and pool)."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[RepoIndexingWorkflow],
-        activities=activities.all(),
+        activities=[*activities.all(), *CommandActivities(activities.db, activities.mirrors).all()],
         max_concurrent_activities=max_activities,
         graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_s),
     )

@@ -54,7 +54,7 @@ SIGNAL = "index_requested"
 MAX_LOOPS = 20  # follow-up runs in one execution before continue-as-new
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)  # activities heartbeat every HEARTBEAT_EVERY_S
 # Error types (exception class names) that no retry can fix.
-NON_RETRYABLE = ["RepoNotFound", "RepoAuthError", "StaleRun", "ValueError"]
+NON_RETRYABLE = ["RepoNotFound", "RepoAuthError", "StaleRun", "ValueError", "CommandFailed"]
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -93,6 +93,9 @@ class RepoSpec:
     max_file_bytes: int = 1_048_576
     max_files: int = 100_000  # files of one commit to index, in path order; more: a cap error
     credential_ref: str | None = None  # NAME of the indexers' env variable (mirrors.git_auth)
+    command: list[str] = field(default_factory=list)  # the operator's argv (runner.py); [] none
+    command_timeout_s: float = 600.0
+    command_mode: str = "after"  # after the built-in steps | instead of them
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,17 @@ async def _call(name: str, *args: Any, result_type: type[T]) -> T:
     return cast(T, result)
 
 
+async def _run_command(spec: RepoSpec, run_id: str, commit: str, base: str | None) -> None:
+    """runner.py's activity: its own start-to-close (the command's timeout plus a margin)."""
+    await workflow.execute_activity(
+        "run_repo_command",
+        args=[spec, run_id, commit, base],
+        start_to_close_timeout=timedelta(seconds=spec.command_timeout_s + 300),
+        heartbeat_timeout=HEARTBEAT_TIMEOUT,
+        retry_policy=RETRY,
+    )
+
+
 @workflow.defn(name=WORKFLOW_NAME)
 class RepoIndexingWorkflow:
     @workflow.init
@@ -234,12 +248,17 @@ class RepoIndexingWorkflow:
         run_id = str(workflow.uuid4())
         try:
             commit = await _call("clone_repo", spec, result_type=str)
+            if spec.command and spec.command_mode == "instead":  # runner.py replaces the rest
+                await _run_command(spec, run_id, commit, check.indexed_commit)
+                return RunSummary(run_id, commit, "completed")
             plan = await _call(
                 "parse_repo", PlanInput(spec, run_id, commit), result_type=PlanResult
             )
             cleanup = await _call("cleanup_stale_kg_nodes", run_id, result_type=CleanupResult)
             persisted = await _call("persist_kg", spec, run_id, result_type=PersistResult)
             outcome = await _call("persist_metadata", run_id, result_type=str)
+            if spec.command:  # command_mode "after"
+                await _run_command(spec, run_id, plan.commit, None)
         except ActivityError as exc:  # before cleanup_repo: the run keeps this reason
             await _call("record_failure", spec, run_id, failure_reason(exc),
                         result_type=type(None))  # fmt: skip
