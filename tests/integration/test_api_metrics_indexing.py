@@ -151,3 +151,31 @@ async def test_a_scrape_without_postgresql_still_answers(
     assert r.status_code == 200, r.text
     assert "shield_api_requests_total" in r.text
     assert "shield_index_runs_total" not in r.text
+
+
+async def test_quarantine_and_failures_of_registered_repositories(
+    api: httpx.AsyncClient, pg_pool: Any
+) -> None:
+    """The alerts' gauges: a repository quarantined after 5 failed runs, another with 2; a
+    state row left by an unregistered repository counts for neither."""
+    from shield_orchestrator import keys
+    from shield_orchestrator.indexing import health
+    from shield_orchestrator.services.repositories import NewRepository, register
+
+    def new(name: str) -> Any:
+        return NewRepository(f"/srv/git/{name}.git", "main", keys.WORKSPACES[0])
+
+    before = await scrape(api)
+    assert before[("shield_index_repositories_quarantined", ())] == 0
+    assert before[("shield_index_consecutive_failures_max", ())] == 0
+    (bad, _), (flaky, _) = [await register(pg_pool, new(n)) for n in ("bad", "flaky")]
+    for repo_id, failures in ((bad.repo_id, 5), (flaky.repo_id, 2), (str(uuid.uuid4()), 7)):
+        for _ in range(failures):  # the last: no registration (removed, or never)
+            await health.record_failure(pg_pool, repo_id, "main", "fetch: not found")
+    m = await scrape(api)
+    assert m[("shield_index_repositories_quarantined", ())] == 1
+    assert m[("shield_index_consecutive_failures_max", ())] == 5
+    await health.record_success(pg_pool, bad.repo_id, "main")
+    m = await scrape(api)
+    assert m[("shield_index_repositories_quarantined", ())] == 0
+    assert m[("shield_index_consecutive_failures_max", ())] == 2

@@ -17,8 +17,9 @@ def snapshot() -> object:
     hist.per_bucket[0] = 2  # two runs of <= 1 s
     hist.per_bucket[3] = 1  # one in (15, 60]
     hist.sum_s = 40.5
-    return Snapshot({"completed": 3, "failed": 1}, {("skipped", "binary"): 4}, 7,
-                    {"completed": hist})  # fmt: skip
+    return Snapshot(runs={"completed": 3, "failed": 1}, files={("skipped", "binary"): 4},
+                    documents_deleted=7, repos_quarantined=1, consecutive_failures_max=5,
+                    durations={"completed": hist})  # fmt: skip
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -54,6 +55,8 @@ def test_single_and_multiprocess_render_the_same_families(tmp_path: Path) -> Non
     assert one == many
     assert one[("shield_index_runs_total", (("outcome", "completed"),))] == 3
     assert one[("shield_index_documents_deleted_total", ())] == 7
+    assert one[("shield_index_repositories_quarantined", ())] == 1
+    assert one[("shield_index_consecutive_failures_max", ())] == 5
     le = ("shield_index_run_duration_seconds_bucket", (("le", "15"), ("outcome", "completed")))
     assert one[le] == 2
     assert one[("shield_index_run_duration_seconds_count", (("outcome", "completed"),))] == 3

@@ -12,13 +12,20 @@ a :class:`Snapshot`; :class:`IndexCounters` yields the last one as Prometheus fa
                                                   skipped (the skip reason, indexing/plan.py)
     shield_index_documents_deleted_total          documents taken out of the graph
     shield_index_run_duration_seconds{outcome}    finished runs, plan to outcome (histogram)
+    shield_index_repositories_quarantined         gauge: registered repositories (branches)
+                                                  quarantined (indexing/health.py)
+    shield_index_consecutive_failures_max         gauge: the most consecutive failed runs of a
+                                                  registered repository (0: none failing)
 
 What they count: a run is a row of ``repo_index_runs`` (made when the run planned: a run that
 failed before, at fetch, counts in the repository's failures, indexing/health.py, not here);
 a file outcome is a changed file of a run once its ingestion job is terminal (files still
 queued are not counted yet); skipped files are counted at each run that planned them (a
 skip decision per run); deleted documents are the chunk documents of the (path, blob sha)
-rows of ``repo_doc_deletions`` marked deleted. The tables are never pruned, so the values
+rows of ``repo_doc_deletions`` marked deleted. The two gauges are the current state of the
+registered repositories (``repo_index_state`` joined to ``repositories``: an unregistered
+repository's leftover state row never alerts); the alert rules
+(collections/.../monitoring/alerts.yml) read them. The tables are never pruned, so the values
 only grow; before the first successful read a process exposes none of these families (a
 0 would read as a counter reset).
 """
@@ -29,7 +36,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 # seconds: an incremental run of a few files takes seconds, a first run of a large tree hours
@@ -58,7 +70,15 @@ FROM (SELECT status, extract(epoch FROM finished_at - created_at)::float8 AS dur
       FROM repo_index_runs WHERE finished_at IS NOT NULL) AS runs,
      LATERAL (SELECT count(*)::int AS bucket FROM unnest($1::float8[]) AS b
               WHERE b < runs.duration_s) AS below
-GROUP BY status, bucket"""
+GROUP BY status, bucket
+UNION ALL
+SELECT 'repos', 'quarantined', 0, count(*) FILTER (WHERE s.quarantined_at IS NOT NULL), 0
+FROM repo_index_state AS s JOIN repositories AS r ON r.repo_id::text = s.repo
+                                                 AND r.branch = s.branch
+UNION ALL
+SELECT 'repos', 'failures_max', 0, coalesce(max(s.consecutive_failures), 0), 0
+FROM repo_index_state AS s JOIN repositories AS r ON r.repo_id::text = s.repo
+                                                 AND r.branch = s.branch"""
 
 
 @dataclass
@@ -82,6 +102,8 @@ class Snapshot:
     runs: dict[str, int] = field(default_factory=dict)  # outcome -> runs
     files: dict[tuple[str, str], int] = field(default_factory=dict)  # (outcome, reason) -> n
     documents_deleted: int = 0
+    repos_quarantined: int = 0
+    consecutive_failures_max: int = 0
     durations: dict[str, Durations] = field(default_factory=dict)  # outcome -> histogram
 
 
@@ -100,6 +122,10 @@ async def read_snapshot(db: Any) -> Snapshot:
             snap.files[("skipped", name)] = n
         elif kind == "deleted":
             snap.documents_deleted = n
+        elif kind == "repos" and name == "quarantined":
+            snap.repos_quarantined = n
+        elif kind == "repos":
+            snap.consecutive_failures_max = n
         else:
             hist = snap.durations.setdefault(name, Durations())
             hist.per_bucket[int(row["bucket"])] += n
@@ -154,3 +180,13 @@ class IndexCounters(Collector):
         for outcome, hist in sorted(snap.durations.items()):
             durations.add_metric((outcome,), hist.cumulative(), hist.sum_s)
         yield durations
+        yield GaugeMetricFamily(
+            "shield_index_repositories_quarantined",
+            "Registered repositories (branches) quarantined: no run without force.",
+            value=snap.repos_quarantined,
+        )
+        yield GaugeMetricFamily(
+            "shield_index_consecutive_failures_max",
+            "The most consecutive failed index runs of a registered repository (branch).",
+            value=snap.consecutive_failures_max,
+        )
