@@ -219,8 +219,12 @@ def build_rag(
         default_llm_timeout=int(config.ollama_llm_timeout_s),
         max_parallel_insert=config.max_parallel_insert,
         entity_extract_max_gleaning=0,
-        enable_llm_cache=False,
-        enable_llm_cache_for_entity_extract=False,
+        enable_llm_cache=False,  # query answers: not cached (the graph changes under them)
+        # Extraction cached (LightRAG's llm_response_cache, keyed by the prompt's text): a
+        # re-ingested chunk whose text is unchanged costs no LLM call (a repository's unchanged
+        # functions, issue 16), and adelete_by_doc_id rebuilds the entities and relations left
+        # behind from these cached extractions instead of calling the LLM again.
+        enable_llm_cache_for_entity_extract=True,
         auto_manage_storages_states=False,
     )
 
