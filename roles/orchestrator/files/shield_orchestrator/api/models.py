@@ -307,6 +307,8 @@ Glob = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=512, pattern=TEXT_PATTERN),
 ]
+MAX_COMMAND_WORDS = 64
+CommandWord = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=TEXT_PATTERN)]
 CredentialRef = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Z_][A-Z0-9_]*$")
 ]
@@ -326,8 +328,8 @@ Period = Annotated[
 
 class RepoIn(BaseModel):
     """Body of POST /repos: a repository to index (the same url, branch and workspace again:
-    the existing registration; max_file_bytes, max_files and schedule given again replace
-    its values, the other fields are ignored)."""
+    the existing registration; max_file_bytes, max_files, schedule and the command fields
+    given again replace its values, the other fields are ignored)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -367,6 +369,19 @@ class RepoIn(BaseModel):
         description="The NAME of an environment variable of the indexers holding the "
         "credential (never the credential itself).",
     )
+    command: list[CommandWord] = Field(
+        default_factory=list,
+        max_length=MAX_COMMAND_WORDS,
+        description="An operator-supplied command (argv list, no shell) run by the indexer in "
+        "a checkout of the run's commit (indexing/runner.py); [] for none.",
+    )
+    command_timeout_s: int = Field(
+        default=600, ge=1, le=86_400, description="Its process group is killed after this."
+    )
+    command_mode: Literal["after", "instead"] = Field(
+        default="after",
+        description="after: once the built-in indexer published the run; instead: in its place.",
+    )
 
 
 class RepoOut(BaseModel):
@@ -388,6 +403,9 @@ class RepoOut(BaseModel):
         description="Refresh period in seconds (null: no schedule); its Temporal Schedule is "
         "repo-index-schedule:{repo_id}:{branch}.",
     )
+    command: list[str] = Field(default_factory=list, description="The operator's command.")
+    command_timeout_s: int = 600
+    command_mode: Literal["after", "instead"] = "after"
 
 
 class ReposPage(BaseModel):

@@ -184,19 +184,20 @@ UPDATE repo_index_state
 SET consecutive_failures = 0, next_eligible_at = NULL, quarantined_at = NULL
 WHERE repo = $1 AND branch = $2
 
--- --- registered repositories (services/repositories.py, migrations 0003 and 0004) ---------
+-- --- registered repositories (services/repositories.py, migrations 0003, 0004, 0006) ---
 
 -- name: insert_repository
 INSERT INTO repositories (repo_id, url, branch, workspace, include, exclude, max_file_bytes,
-                          max_files, credential_ref, schedule_s)
-VALUES ($1::uuid, $2, $3, $4, $5::text[], $6::text[], $7, $8, $9, $10)
+                          max_files, credential_ref, schedule_s, command, command_timeout_s,
+                          command_mode)
+VALUES ($1::uuid, $2, $3, $4, $5::text[], $6::text[], $7, $8, $9, $10, $11::text[], $12, $13)
 ON CONFLICT (url, branch, workspace) DO NOTHING
 RETURNING repo_id, url, branch, workspace, include, exclude, max_file_bytes, max_files,
-          credential_ref, schedule_s, created_at
+          credential_ref, schedule_s, created_at, command, command_timeout_s, command_mode
 
 -- name: select_repository_by_key
 SELECT repo_id, url, branch, workspace, include, exclude, max_file_bytes, max_files,
-       credential_ref, schedule_s, created_at
+       credential_ref, schedule_s, created_at, command, command_timeout_s, command_mode
 FROM repositories WHERE url = $1 AND branch = $2 AND workspace = $3
 
 -- name: update_repository_options
@@ -204,20 +205,23 @@ FROM repositories WHERE url = $1 AND branch = $2 AND workspace = $3
 UPDATE repositories
 SET max_file_bytes = coalesce($2, max_file_bytes),
     max_files = coalesce($3, max_files),
-    schedule_s = coalesce($4, schedule_s)
+    schedule_s = coalesce($4, schedule_s),
+    command = coalesce($5::text[], command),
+    command_timeout_s = coalesce($6, command_timeout_s),
+    command_mode = coalesce($7, command_mode)
 WHERE repo_id = $1::uuid
 RETURNING repo_id, url, branch, workspace, include, exclude, max_file_bytes, max_files,
-          credential_ref, schedule_s, created_at
+          credential_ref, schedule_s, created_at, command, command_timeout_s, command_mode
 
 -- name: select_repository
 SELECT repo_id, url, branch, workspace, include, exclude, max_file_bytes, max_files,
-       credential_ref, schedule_s, created_at
+       credential_ref, schedule_s, created_at, command, command_timeout_s, command_mode
 FROM repositories WHERE repo_id = $1::uuid
 
 -- name: list_repositories
 -- Keyset pages: $1 workspace filter (NULL: all), $2/$3 the last row of the previous page.
 SELECT repo_id, url, branch, workspace, include, exclude, max_file_bytes, max_files,
-       credential_ref, schedule_s, created_at
+       credential_ref, schedule_s, created_at, command, command_timeout_s, command_mode
 FROM repositories
 WHERE ($1::text IS NULL OR workspace = $1)
   AND ($2::timestamptz IS NULL OR (created_at, repo_id) > ($2, $3::uuid))

@@ -126,6 +126,11 @@ CREATE TABLE repositories (
     credential_ref text,
     created_at     timestamptz NOT NULL DEFAULT now(),
     schedule_s     integer CHECK (schedule_s >= 60),  -- 0004: its Temporal Schedule's period
+    -- 0006: the operator's command (indexing/runner.py)
+    command           text[] NOT NULL DEFAULT '{}',
+    command_timeout_s integer NOT NULL DEFAULT 600
+                      CHECK (command_timeout_s BETWEEN 1 AND 86400),
+    command_mode      text NOT NULL DEFAULT 'after' CHECK (command_mode IN ('after', 'instead')),
     UNIQUE (url, branch, workspace)
 );
 

@@ -74,6 +74,7 @@ MIN_SCHEDULE_S = 60  # the shortest refresh period of a Temporal Schedule
 MAX_SCHEDULE_S = 30 * 86_400  # 30 days
 _PERIOD = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 REMOVAL_SOURCE_TYPE = "repository_removal"
+COMMAND_FIELDS = ("command", "command_timeout_s", "command_mode")  # replaced when given again
 
 # user@host:path (scp-like ssh); a user name is no credential, a password cannot be written here
 _SCP = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!//)[^\s]+$")
@@ -155,6 +156,9 @@ class NewRepository:
     max_files: int = 100_000
     credential_ref: str | None = None
     schedule_s: int | None = None  # the refresh period (None: no schedule)
+    command: tuple[str, ...] = ()  # the operator's command (indexing/runner.py); () none
+    command_timeout_s: int = 600
+    command_mode: str = "after"  # after | instead (of the built-in steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +174,9 @@ class Repository:
     credential_ref: str | None
     created_at: dt.datetime
     schedule_s: int | None = None
+    command: tuple[str, ...] = ()
+    command_timeout_s: int = 600
+    command_mode: str = "after"
 
     @property
     def workflow_id(self) -> str:
@@ -182,8 +189,9 @@ class Repository:
     def spec(self) -> RepoSpec:
         return RepoSpec(self.repo_id, self.url, self.branch, self.workspace,
                         list(self.include), list(self.exclude), self.max_file_bytes,
-                        max_files=self.max_files,
-                        credential_ref=self.credential_ref)  # fmt: skip
+                        max_files=self.max_files, credential_ref=self.credential_ref,
+                        command=list(self.command), command_timeout_s=self.command_timeout_s,
+                        command_mode=self.command_mode)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +238,7 @@ def _repository(row: Any) -> Repository:
         str(row["repo_id"]), row["url"], row["branch"], row["workspace"],
         tuple(row["include"]), tuple(row["exclude"]), int(row["max_file_bytes"]),
         int(row["max_files"]), row["credential_ref"], row["created_at"], row["schedule_s"],
+        tuple(row["command"]), int(row["command_timeout_s"]), row["command_mode"],
     )  # fmt: skip
 
 
@@ -237,23 +246,28 @@ async def register(
     db: Any, new: NewRepository, given: frozenset[str] = frozenset()
 ) -> tuple[Repository, bool]:
     """The registration of ``new`` and whether it was created now (False: it existed; its
-    ``max_file_bytes``, ``max_files`` and ``schedule_s`` named in ``given`` are replaced)."""
+    ``max_file_bytes``, ``max_files``, ``schedule_s`` and the COMMAND_FIELDS named in ``given``
+    are replaced)."""
     row = await db.fetchrow(
         query("insert_repository"), str(uuid.uuid4()), new.url, new.branch, new.workspace,
         list(new.include), list(new.exclude), new.max_file_bytes, new.max_files,
-        new.credential_ref, new.schedule_s,
+        new.credential_ref, new.schedule_s, list(new.command), new.command_timeout_s,
+        new.command_mode,
     )  # fmt: skip
     if row is not None:
         return _repository(row), True
     row = await db.fetchrow(query("select_repository_by_key"), new.url, new.branch, new.workspace)
     if row is None:  # removed between the two statements: register again
         return await register(db, new, given)
-    if given & {"max_file_bytes", "max_files", "schedule_s"}:
+    if given & {"max_file_bytes", "max_files", "schedule_s", *COMMAND_FIELDS}:
         row = await db.fetchrow(
             query("update_repository_options"), row["repo_id"],
             new.max_file_bytes if "max_file_bytes" in given else None,
             new.max_files if "max_files" in given else None,
             new.schedule_s if "schedule_s" in given else None,
+            list(new.command) if "command" in given else None,
+            new.command_timeout_s if "command_timeout_s" in given else None,
+            new.command_mode if "command_mode" in given else None,
         )  # fmt: skip
     return _repository(row), False
 

@@ -75,6 +75,9 @@ def _repo_out(repo: Repository) -> RepoOut:
         created_at=repo.created_at,
         workflow_id=repo.workflow_id,
         schedule_s=repo.schedule_s,
+        command=list(repo.command),
+        command_timeout_s=repo.command_timeout_s,
+        command_mode=repo.command_mode,  # type: ignore[arg-type]
     )
 
 
@@ -107,6 +110,9 @@ async def register_repo(
         max_files=body.max_files,
         credential_ref=body.credential_ref,
         schedule_s=parse_period(body.schedule) if body.schedule else None,
+        command=tuple(body.command),
+        command_timeout_s=body.command_timeout_s,
+        command_mode=body.command_mode,
     )
     given = {"schedule_s" if f == "schedule" else f for f in body.model_fields_set}
     if body.schedule is None:
