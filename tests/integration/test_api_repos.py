@@ -242,7 +242,8 @@ async def test_temporal_down_is_503_for_indexing_only(worker_settings: Any, pg_p
     from shield_orchestrator.services.repositories import TemporalTarget
 
     address = f"{LOOPBACK}:{free_port()}"  # nothing listens there
-    async with asgi_client(api_settings(worker_settings), TemporalTarget(address)) as api:
+    target = TemporalTarget(address, "default", "repo-indexing")
+    async with asgi_client(api_settings(worker_settings), target) as api:
         repo = await register(api)
         r = await api.post(f"/repos/{repo['repo_id']}/index", headers=HEADERS)
         assert r.status_code == 503, r.text

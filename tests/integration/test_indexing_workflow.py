@@ -356,7 +356,7 @@ def spawn_indexer(
     temporal: TemporalServer, queue: str, cache: Path, env: dict[str, str], log_path: Path
 ) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "shield_orchestrator.indexing.worker",
-            "--temporal", temporal.address, "--task-queue", queue,
+            "--temporal", temporal.address, "--namespace", "default", "--task-queue", queue,
             "--cache-dir", str(cache), "--graceful-shutdown-s", "1"]  # fmt: skip
     with log_path.open("wb") as log:
         return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)

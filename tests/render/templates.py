@@ -13,6 +13,8 @@ APP_ROLES = {
     "orchestrator": "__orchestrator_templates",
     "orchestrator_workers": "__orchestrator_workers_templates",
 }
+# the roles whose defaults the app templates read (settings.py: temporal's orchestrator_temporal_*)
+VALUE_ROLES = (*APP_ROLES, "temporal")
 BLOCK_START = "# --- rendered constants"
 BLOCK_END = "# --- end of rendered constants"
 # NAME = {{ variable | filter }}  (one knob per line, filter among the safe ones)
@@ -60,14 +62,14 @@ def knobs() -> list[Knob]:
 def role_values(variant: str) -> dict[str, object]:
     """The values a tree was rendered with: role defaults, overridden by alt_values for 'alt'."""
     values: dict[str, object] = {}
-    for role in APP_ROLES:
+    for role in VALUE_ROLES:
         values.update(yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text()))
     if variant == "alt":
         values.update(yaml.safe_load((REPO / "tests" / "render" / "alt_values.yml").read_text()))
     # a default may name a role's private vars (e.g. orchestrator_tls_enabled ->
     # __orchestrator_tls_auto): they are visible to the templar, as in the play
     private: dict[str, object] = {}
-    for role in APP_ROLES:
+    for role in VALUE_ROLES:
         role_vars = REPO / "roles" / role / "vars" / "main.yml"
         if role_vars.exists():
             private.update(yaml.safe_load(role_vars.read_text()) or {})

@@ -4,9 +4,9 @@ The four unit templates are rendered by Ansible itself (ansible.builtin.template
 inventory hosts, each standing for an inventory: the roles' defaults and vars are those of the
 real roles (merged into one probe role, so that each host's inventory values override the
 defaults as they do in a deployment). A unit's allow-list holds the loopback, the addresses it
-dials (Redis, PostgreSQL; the workers: the engine's endpoint; the indexers: Temporal and the git
-networks) and (the API, Temporal) its callers; a dialed host given by name turns the firewall of
-the app units off (IPAddressAllow= takes addresses only).
+dials (Redis, PostgreSQL; the workers: the engine's endpoint; the API: Temporal; the indexers:
+Temporal and the git networks) and (the API, Temporal) its callers; a dialed host given by
+name turns the firewall of the app units off (IPAddressAllow= takes addresses only).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ EXPECTED: dict[tuple[str, str], list[str] | None] = {
     ("single", "worker"): ["localhost"],
     ("single", "indexer"): ["localhost", *PRIVATE],
     ("single", "temporal"): ["localhost"],
-    ("lan", "api"): ["localhost", "192.168.77.48", *PRIVATE],
+    ("lan", "api"): ["localhost", "192.168.77.48", "192.168.77.5", *PRIVATE],  # + Temporal
     ("lan", "worker"): ["localhost", "192.168.77.48", "10.1.2.3"],
     ("lan", "indexer"): ["localhost", "192.168.77.48", "192.168.77.5", *PRIVATE],
     ("lan", "temporal"): ["localhost", "192.168.77.5", *PRIVATE],

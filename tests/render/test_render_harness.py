@@ -33,6 +33,7 @@ def test_a_template_that_renders_to_invalid_python_fails_the_render(tmp_path: Pa
     roles = tmp_path / "roles"
     shutil.copytree(REPO / "roles" / "orchestrator", roles / "orchestrator")
     shutil.copytree(REPO / "roles" / "orchestrator_workers", roles / "orchestrator_workers")
+    shutil.copytree(REPO / "roles" / "temporal", roles / "temporal")  # orchestrator_temporal_*
     broken = roles / "orchestrator" / "templates" / "shield_orchestrator" / "broken.py.j2"
     broken.write_text("LIMIT = {{ orchestrator_redis_port | int }}\ndef oops(:\n    pass\n")
     vars_file = roles / "orchestrator" / "vars" / "main.yml"

@@ -127,14 +127,11 @@ def test_dev_server_unit_with_the_ui() -> None:
 
 
 def test_indexer_unit_stops_after_the_grace_and_keeps_secrets_off_argv() -> None:
-    tls = ["--tls-cert", "/etc/shield-orchestrator/temporal-tls/client.pem",
-           "--tls-key", "/etc/shield-orchestrator/temporal-tls/client.key"]  # fmt: skip
     unit = _render(
         "orchestrator_indexer",
         "shield-orchestrator-indexer@.service.j2",
         orchestrator_indexer_graceful_shutdown_timeout=90,
         orchestrator_temporal_tls_key="-----BEGIN PRIVATE KEY-----secret",
-        __orchestrator_indexer_tls_args=tls,
         # the IP firewall's lines (the orchestrator role's allow-lists, from the inventory) are
         # rendered by Ansible itself in tests/render/test_ip_firewall.py
         orchestrator_ip_firewall=False,
@@ -143,12 +140,12 @@ def test_indexer_unit_stops_after_the_grace_and_keeps_secrets_off_argv() -> None
     assert "TimeoutStopSec=105" in lines, "TimeoutStopSec must be the grace (90) + margin (15)"
     assert "KillMode=mixed" in lines
     start = _exec_start(unit)
-    for flag in (
-        "--temporal 127.0.0.1:7233", "--namespace shield", "--task-queue repo-indexing",
-        "--cache-dir /var/cache/shield-orchestrator/mirrors", "--graceful-shutdown-s 90",
-        "--tls-key /etc/shield-orchestrator/temporal-tls/client.key",
-    ):  # fmt: skip
+    for flag in ("--cache-dir /var/cache/shield-orchestrator/mirrors", "--graceful-shutdown-s 90"):
         assert flag in start, f"ExecStart lacks {flag!r}: {start}"
+    # Temporal's address, namespace, queue and TLS files come from the Settings, as the API's
+    # (tests/render/test_temporal_settings.py): none on the command line
+    for flag in ("--temporal", "--namespace", "--task-queue", "--tls-"):
+        assert flag not in start, f"ExecStart names {flag!r}: {start}"
     assert "secret" not in unit
     assert "EnvironmentFile=/etc/shield-orchestrator/shield-orchestrator.env" in lines
     rw = next(x for x in lines if x.startswith("ReadWritePaths="))

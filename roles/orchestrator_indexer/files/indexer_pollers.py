@@ -1,11 +1,11 @@
 """Which of this host's indexers poll the task queue (roles/orchestrator_indexer validation).
 
-    <venv>/bin/python indexer_pollers.py --address HOST:PORT --namespace NS --task-queue Q \
-        --pid 1234 --pid 1240 [--tls-cert F --tls-key F --tls-ca F --tls-server-name N]
+    <venv>/bin/python indexer_pollers.py --pid 1234 --pid 1240
 
 A process's poller identity is the SDK's default, ``<pid>@<hostname>``: each process given by
 its systemd MainPID must appear among the pollers of both the workflow and the activity task
-queue. Runs with the app venv's python (TLS is read as the indexers read it). Prints one JSON
+queue. Runs with the app venv's python and asks the Temporal the indexers use: the address,
+namespace, task queue and TLS files of the app's Settings (indexing/client.py). Prints one JSON
 line; exit 0 when every process polls both, 1 when one does not, 2 when Temporal could not
 be asked.
 """
@@ -17,9 +17,9 @@ import asyncio
 import json
 import socket
 import sys
-from pathlib import Path
 
-from shield_orchestrator.indexing.worker import tls_config  # the indexers' own TLS reading
+from shield_orchestrator.indexing.client import TemporalTarget, connect  # the indexers' own
+from shield_orchestrator.settings import load_settings
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -31,15 +31,14 @@ KINDS = {
 }
 
 
-async def pollers(args: argparse.Namespace) -> dict[str, list[str]]:
-    tls = tls_config(args) or False
-    client = await Client.connect(args.address, namespace=args.namespace, tls=tls)
+async def pollers(target: TemporalTarget) -> dict[str, list[str]]:
+    client: Client = await connect(target)
     out = {}
     for kind, queue_type in KINDS.items():
         reply = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
-                namespace=args.namespace,
-                task_queue=TaskQueue(name=args.task_queue),
+                namespace=target.namespace,
+                task_queue=TaskQueue(name=target.task_queue),
                 task_queue_type=queue_type,
             )
         )
@@ -49,18 +48,12 @@ async def pollers(args: argparse.Namespace) -> dict[str, list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--address", required=True)
-    parser.add_argument("--namespace", required=True)
-    parser.add_argument("--task-queue", required=True)
     parser.add_argument("--pid", action="append", type=int, default=[])
-    parser.add_argument("--tls-cert", type=Path)
-    parser.add_argument("--tls-key", type=Path)
-    parser.add_argument("--tls-ca", type=Path)
-    parser.add_argument("--tls-server-name", default="")
     args = parser.parse_args()
     expected = [f"{pid}@{socket.gethostname()}" for pid in args.pid]
     try:
-        seen = asyncio.run(pollers(args))
+        target = TemporalTarget.from_settings(load_settings())
+        seen = asyncio.run(pollers(target))
     except Exception as exc:  # the message is the result: the task names the fix
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "expected": expected}))
         return 2

@@ -27,9 +27,10 @@ from shield_orchestrator.api.limits import BodyLimits
 from shield_orchestrator.api.routes import events, health, ingest, jobs, metrics, query, repos
 from shield_orchestrator.api.telemetry import ApiMetrics
 from shield_orchestrator.database.pool import create_pool
+from shield_orchestrator.indexing.client import TemporalTarget
 from shield_orchestrator.services.job_registry import JobRegistry
 from shield_orchestrator.services.redis_client import create_redis
-from shield_orchestrator.services.repositories import TemporalGateway, TemporalTarget
+from shield_orchestrator.services.repositories import TemporalGateway
 from shield_orchestrator.settings import Settings, load_settings, require_api_keys
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,8 @@ def create_app(
     app.state.config = config
     app.state.key_ring = key_ring
     app.state.metrics = api_metrics
-    app.state.temporal = TemporalGateway(temporal or TemporalTarget())
+    # the Settings' Temporal, as the indexers read it (indexing/client.py)
+    app.state.temporal = TemporalGateway(temporal or TemporalTarget.from_settings(settings))
     install_error_handlers(app, config)
     app.include_router(health.public)
     secured = [Depends(require_api_key)]

@@ -1,10 +1,11 @@
 """``python -m shield_orchestrator.indexing.worker``: one indexer process (a Temporal worker).
 
-It polls the ``repo-indexing`` task queue for the workflow and its activities. Redis and
-PostgreSQL come from the Settings (the EnvironmentFile); Temporal's address, the namespace,
-the mirror cache and the paths of the TLS client files (never their contents) from the
-command line (roles/orchestrator_indexer's unit). Several processes, on one host or
-several, may poll the same queue.
+It polls the ``repo-indexing`` task queue for the workflow and its activities. Redis,
+PostgreSQL and Temporal (address, namespace, task queue, the paths of the TLS client files)
+come from the Settings, the same the API's POST /repos/{id}/index reads (indexing/client.py);
+--temporal, --namespace and --task-queue override them (tests, one-off runs). The mirror
+cache and the grace from the command line (roles/orchestrator_indexer's unit). Several
+processes, on one host or several, may poll the same queue.
 
 Shutdown (SIGTERM or SIGINT only set an event)::
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -27,19 +29,18 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 
 from shield_orchestrator.database.pool import create_pool
 from shield_orchestrator.errors import ConfigError
 from shield_orchestrator.indexing.activities import IndexerConfig, IndexingActivities
+from shield_orchestrator.indexing.client import TemporalTarget, connect
 from shield_orchestrator.indexing.runner import CommandActivities
 from shield_orchestrator.indexing.workflow import TASK_QUEUE, RepoIndexingWorkflow
 from shield_orchestrator.logs import setup_logging
 from shield_orchestrator.services.redis_client import create_redis
 from shield_orchestrator.settings import Settings, load_settings
 
-DEFAULT_TEMPORAL = "127.0.0.1:7233"
 DEFAULT_CACHE_DIR = Path("/var/cache/shield-orchestrator/mirrors")
 GRACEFUL_SHUTDOWN_S = 60.0  # in-flight activities' time to finish after SIGTERM
 MAX_ACTIVITIES = 4  # concurrent activities per process (persist_kg mostly waits)
@@ -67,41 +68,31 @@ def build_worker(
     )
 
 
-def tls_config(args: argparse.Namespace) -> TLSConfig | None:
-    """mTLS to an existing cluster from --tls-* file paths; None (plaintext) when none is given."""
-    if not (args.tls_cert or args.tls_ca or args.tls_server_name):
-        return None
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise ConfigError(
-            "--tls-key", str(args.tls_key or ""), "--tls-cert and --tls-key go together (mTLS)"
-        )
-
-    def read(path: Path | None) -> bytes | None:
-        return path.read_bytes() if path else None
-
-    return TLSConfig(
-        server_root_ca_cert=read(args.tls_ca),
-        domain=args.tls_server_name or None,
-        client_cert=read(args.tls_cert),
-        client_private_key=read(args.tls_key),
+def temporal_target(settings: Settings, args: argparse.Namespace) -> TemporalTarget:
+    """The Settings' Temporal target with the command line's overrides applied."""
+    target = TemporalTarget.from_settings(settings)
+    return dataclasses.replace(
+        target,
+        address=args.temporal or target.address,
+        namespace=args.namespace or target.namespace,
+        task_queue=args.task_queue or target.task_queue,
     )
 
 
-async def serve(settings: Settings, args: argparse.Namespace, tls: TLSConfig | None = None) -> int:
+async def serve(settings: Settings, args: argparse.Namespace, target: TemporalTarget) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)  # only sets an event
-    # plaintext unless --tls-* files were given
-    client = await Client.connect(args.temporal, namespace=args.namespace, tls=tls or False)
+    client: Client = await connect(target)  # plaintext unless the Settings name TLS files
     redis = create_redis(settings, max_connections=8)
     db = await create_pool(settings, min_size=1, max_size=4)
     try:
         activities = IndexingActivities(redis, db, IndexerConfig(cache_dir=args.cache_dir))
-        worker = build_worker(client, activities, task_queue=args.task_queue,
+        worker = build_worker(client, activities, task_queue=target.task_queue,
                               graceful_shutdown_s=args.graceful_shutdown_s)  # fmt: skip
         running = asyncio.create_task(worker.run(), name="indexer-worker")
-        log.info("indexer polling %s on %s", args.task_queue, args.temporal,
+        log.info("indexer polling %s on %s", target.task_queue, target.address,
                  extra={"action": "indexer_started"})  # fmt: skip
         stopped = asyncio.create_task(stop.wait(), name="indexer-stop")
         await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -118,28 +109,30 @@ async def serve(settings: Settings, args: argparse.Namespace, tls: TLSConfig | N
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m shield_orchestrator.indexing.worker")
-    parser.add_argument("--temporal", default=DEFAULT_TEMPORAL, help="host:port of Temporal")
-    parser.add_argument("--namespace", default="default")
-    parser.add_argument("--task-queue", default=TASK_QUEUE)
+    # default: the Settings' (orchestrator_temporal_*, SHIELD_TEMPORAL_*)
+    parser.add_argument("--temporal", default="", help="host:port of Temporal (overrides)")
+    parser.add_argument("--namespace", default="", help="Temporal namespace (overrides)")
+    parser.add_argument("--task-queue", default="", help="task queue (overrides)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--graceful-shutdown-s", type=float, default=GRACEFUL_SHUTDOWN_S)
-    parser.add_argument("--tls-cert", type=Path, help="client certificate (PEM file)")
-    parser.add_argument("--tls-key", type=Path, help="client private key (PEM file)")
-    parser.add_argument("--tls-ca", type=Path, help="CA of the server's certificate (PEM file)")
-    parser.add_argument("--tls-server-name", default="", help="name in the server's certificate")
     parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = arg_parser().parse_args(argv)
     setup_logging(args.log_level)
     try:
         settings = load_settings()
-        tls = tls_config(args)
+        target = temporal_target(settings, args)
+        target.tls()  # a missing or unreadable TLS file is a config error (exit 2)
     except (ConfigError, OSError) as exc:
         log.error("%s", exc, extra={"action": "config_error"})
         return 2
     try:
-        return asyncio.run(serve(settings, args, tls))
+        return asyncio.run(serve(settings, args, target))
     except Exception:
         log.exception("indexer failed", extra={"action": "indexer_failed"})
         return 1

@@ -51,10 +51,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shield_orchestrator.database.queries import query
-from shield_orchestrator.errors import ShieldError
+from shield_orchestrator.errors import ConfigError, ShieldError
 from shield_orchestrator.indexing import health, runs
+from shield_orchestrator.indexing.client import TemporalTarget, connect
 from shield_orchestrator.indexing.workflow import (
-    TASK_QUEUE,
     WORKFLOW_NAME,
     IndexRequest,
     RepoSpec,
@@ -66,8 +66,6 @@ from shield_orchestrator.services.messages import DELETE_DOCUMENT
 if TYPE_CHECKING:
     from temporalio.client import Client
 
-DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"  # indexing/worker.py DEFAULT_TEMPORAL
-DEFAULT_TEMPORAL_NAMESPACE = "default"
 TEMPORAL_TIMEOUT_S = 10.0  # one connect or signal-with-start; beyond it the API answers 503
 
 MIN_SCHEDULE_S = 60  # the shortest refresh period of a Temporal Schedule
@@ -389,15 +387,6 @@ def _latest_error(now: health.Health, run_error: Any) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class TemporalTarget:
-    """Where the indexing workflows run: the indexers' address, namespace and task queue."""
-
-    address: str = DEFAULT_TEMPORAL_ADDRESS
-    namespace: str = DEFAULT_TEMPORAL_NAMESPACE
-    task_queue: str = TASK_QUEUE
-
-
-@dataclass(frozen=True, slots=True)
 class Triggered:
     workflow_id: str
     run_id: str  # the Temporal execution (the running one when the trigger was folded into it)
@@ -405,9 +394,11 @@ class Triggered:
 
 @dataclass
 class TemporalGateway:
-    """A Temporal client made on first use (never at startup), kept once connected."""
+    """A Temporal client made on first use (never at startup), kept once connected.
 
-    target: TemporalTarget = field(default_factory=TemporalTarget)
+    ``target``: TemporalTarget.from_settings, the same the indexers read (api/app.py)."""
+
+    target: TemporalTarget
     timeout_s: float = TEMPORAL_TIMEOUT_S
     _client: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -422,16 +413,11 @@ class TemporalGateway:
         )
 
     async def client(self) -> Client:
-        from temporalio.client import Client
-
         async with self._lock:
             if self._client is None:
                 try:
-                    self._client = await asyncio.wait_for(
-                        Client.connect(self.target.address, namespace=self.target.namespace),
-                        self.timeout_s,
-                    )
-                except (RuntimeError, OSError, TimeoutError) as exc:
+                    self._client = await asyncio.wait_for(connect(self.target), self.timeout_s)
+                except (RuntimeError, OSError, TimeoutError, ConfigError) as exc:
                     raise self._unavailable(exc) from exc
             return self._client
 
