@@ -447,6 +447,7 @@ async def run_indexing(
     from bench.bench_workspaces import _base_env, fresh_db
     from tests.support.pools import redis_for
     from tests.support.procs import fleet, worker_env
+    from tests.support.temporal import NAMESPACE
 
     tree_files, next_g = generate(files, seed)
     changed, cs = change(tree_files, changes, seed, next_g)
@@ -479,12 +480,12 @@ async def run_indexing(
             indexer_log = logdir / "indexer.log"
             indexer = proc.start(
                 [sys.executable, "-m", "shield_orchestrator.indexing.worker",
-                 "--temporal", temporal.address, "--task-queue", queue,
+                 "--temporal", temporal.address, "--namespace", NAMESPACE, "--task-queue", queue,
                  "--cache-dir", str(tmp / "mirrors"), "--graceful-shutdown-s", "5"],
                 env=env, cwd=REPO, log=indexer_log,
             )  # fmt: skip
             watched = [(worker.proc, worker.log_path), (indexer, indexer_log)]
-            client = await Client.connect(temporal.address)
+            client = await Client.connect(temporal.address, namespace=NAMESPACE)
             spec = RepoSpec(repo="bench", url=str(repo), branch="main", workspace=WORKSPACE)
             known: set[str] = set()
             full = await index_once("full", client, spec, queue, db, double, watched, known)
