@@ -2,6 +2,7 @@
 
 Used by the pool for its fetcher, acker, lease, reclaim, heartbeat and flush loops: none of
 them may die silently (a dead reclaim loop would leave a dead consumer's chunks pending).
+The loops wait with :func:`sleep_or_stop`, so a stop request ends their pause at once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from collections.abc import Awaitable, Callable
 from shield_orchestrator.services.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
+
+
+async def sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``stopping`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
 
 
 class Supervisor:

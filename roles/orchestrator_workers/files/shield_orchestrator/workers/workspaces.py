@@ -27,8 +27,9 @@ Each served workspace also answers its queries (POST /lightrag/query, services/q
 with its engine: the owner reads the graph it writes, so no second writer (or reader with its
 own LightRAG state) exists; that loop and the pool stop reading at the same moment.
 
-Process-wide, under the Supervisor: heartbeat (keys.worker: counters summed over the pools,
-and which workspaces it serves since when), the write-behind flusher, the metrics server.
+Process-wide, under the Supervisor: the heartbeat (workers/heartbeat.py; keys.worker: counters
+summed over the pools, and which workspaces it serves since when), the write-behind flusher
+(workers/flusher.py), the metrics server.
 Shutdown (SIGTERM/SIGINT or max tasks): ownership stops; every pool drains at once (its own
 sequence, workers/worker_pool.py) and its engine closes, freeing the lease; final flush;
 worker.stopped event; heartbeat removed.
@@ -40,9 +41,7 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import random
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -54,14 +53,14 @@ from shield_orchestrator import keys
 from shield_orchestrator.engines.base import Engine
 from shield_orchestrator.engines.workspace_lock import WorkspaceBusyError
 from shield_orchestrator.services import heartbeat, redis_streams
-from shield_orchestrator.services.event_bus import EventType, emit
 from shield_orchestrator.services.job_tracker import JobTracker, TrackerConfig
 from shield_orchestrator.services.metrics import MetricsServer, WorkerMetrics
 from shield_orchestrator.services.query_server import serve_queries
 from shield_orchestrator.services.retry import describe
-from shield_orchestrator.workers import background
 from shield_orchestrator.workers.defaults import WORKSPACES_PER_PROCESS
-from shield_orchestrator.workers.supervisor import Supervisor
+from shield_orchestrator.workers.flusher import Flusher
+from shield_orchestrator.workers.heartbeat import Heartbeat
+from shield_orchestrator.workers.supervisor import Supervisor, sleep_or_stop
 from shield_orchestrator.workers.worker_pool import PoolConfig, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -102,7 +101,6 @@ class WorkspacePools:
         share its workspaces; else fleet-wide."""
         self.redis, self.make_engine, self.config, self.consumer = (
             redis, make_engine, config, consumer)  # fmt: skip
-        self.db_factory = db_factory
         self.engine_name, self.single_writer = engine_name, single_writer
         self.declared = tuple(workspaces)
         self.per_process, self.per_host = max(per_process, 1), per_host
@@ -123,11 +121,16 @@ class WorkspacePools:
         self._queries: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
         self._ended = [0, 0]  # processed, failed of the pools that ended
         self.abandoned: list[str] = []
-        self.db: Any = None
         self.started_at = time.time()
         self._metrics_server: MetricsServer | None = None
+        self.flusher = Flusher(
+            redis, self.tracker, db_factory, self.metrics, config.flush_interval_s
+        )
+        self.heartbeat = Heartbeat(
+            redis, consumer, config.health_check_interval_s, self, self.rate, self.metrics
+        )
 
-    # --- what the heartbeat reads (workers/background.Process) ------------------------------
+    # --- what the heartbeat reads (workers/heartbeat.Counters) ------------------------------
 
     @property
     def processed(self) -> int:
@@ -148,10 +151,6 @@ class WorkspacePools:
     @property
     def workspaces(self) -> dict[str, float]:
         return dict(self._since)
-
-    async def sleep_or_stop(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)
 
     def request_stop(self, reason: str = "signal") -> None:
         """Ask the process to stop (safe from a signal handler: it only sets an event)."""
@@ -176,12 +175,12 @@ class WorkspacePools:
             self._metrics_server = MetricsServer(self.metrics, port=self.config.metrics_port)
             await self._metrics_server.start()
         self.started_at = time.time()
-        await emit(self.redis, EventType.WORKER_STARTED, self._info())
+        await self.heartbeat.started(workspaces=sorted(self.pools))
         if not self.single_writer:
             for ws in self.declared:
                 await self._serve(ws, take_over=False)
-        self.supervisor.start("heartbeat", lambda: background.heartbeat_loop(self))
-        self.supervisor.start("flusher", lambda: background.flush_loop(self))
+        self.supervisor.start("heartbeat", lambda: self.heartbeat.run(self.stopping))
+        self.supervisor.start("flusher", lambda: self.flusher.run(self.stopping))
         self.supervisor.start("ownership", self._ownership_loop)
         log.info(
             "worker %s started: engine %s, %s",
@@ -195,16 +194,6 @@ class WorkspacePools:
         await self.stopping.wait()
         await self._shutdown()
         return self.stop_reason
-
-    def _info(self, **extra: Any) -> dict[str, Any]:
-        return {
-            "consumer": self.consumer,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "engine": self.engine_name,
-            "workspaces": sorted(self.pools),
-            **extra,
-        }
 
     # --- ownership ----------------------------------------------------------------------------
 
@@ -258,7 +247,7 @@ class WorkspacePools:
         while not self.stopping.is_set():
             changed = await self._reap()
             if not self.single_writer:  # it serves every workspace: only reaps
-                await self.sleep_or_stop(OWNERSHIP_PERIOD_S)
+                await sleep_or_stop(self.stopping, OWNERSHIP_PERIOD_S)
                 continue
             target, fewest = await self._balance()
             owned = sorted(self.pools)
@@ -273,8 +262,8 @@ class WorkspacePools:
                         break
                     changed |= await self._serve(ws, take_over=True)
             if changed:
-                await background.beat(self, "running")  # others balance against it at once
-            await self.sleep_or_stop(OWNERSHIP_PERIOD_S)
+                await self.heartbeat.beat("running")  # others balance against it at once
+            await sleep_or_stop(self.stopping, OWNERSHIP_PERIOD_S)
 
     async def _reap(self) -> bool:
         """Forget pools that ended; stop those whose lease went to another process."""
@@ -379,23 +368,8 @@ class WorkspacePools:
         for ws in list(self.pools):
             self._forget(ws)
         await self.supervisor.cancel("heartbeat", "flusher")
-        for _ in range(20):  # the write-behind, until nothing is dirty or PostgreSQL fails
-            if not await background.flush_once(self) or not await background.dirty_left(self):
-                break
-        info = self._info(reason=self.stop_reason, processed=self.processed,
-                          failed=self.failed, left_pending=left)  # fmt: skip
-        with contextlib.suppress(*_REDIS_ERRORS):
-            await emit(self.redis, EventType.WORKER_STOPPED, info)
-            await heartbeat.forget(self.redis, self.consumer)
-        log.info(
-            "worker %s stopped (%s): processed=%d failed=%d left_pending=%d",
-            self.consumer,
-            self.stop_reason,
-            self.processed,
-            self.failed,
-            left,
-            extra={"action": "worker_stopped"},
-        )
+        await self.flusher.drain()  # the write-behind, until nothing is dirty or PostgreSQL fails
+        await self.heartbeat.stopped(self.stop_reason, left, workspaces=sorted(self.pools))
         await self.close()
 
     async def close(self) -> None:
@@ -403,7 +377,4 @@ class WorkspacePools:
         if self._metrics_server is not None:
             await self._metrics_server.close()
             self._metrics_server = None
-        if self.db is not None:
-            with contextlib.suppress(Exception):
-                await self.db.close()
-        self.db = None
+        await self.flusher.close()
