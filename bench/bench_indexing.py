@@ -592,10 +592,9 @@ def benchmark(o: Outcome, seconds: float) -> Any:
     ]
     if re_run.extract_known:
         notes.append(
-            "LLM calls for unchanged functions: the engines build LightRAG with "
-            "enable_llm_cache_for_entity_extract=False (engines/lightrag_setup.build_rag), so "
-            "no extraction result is cached and a re-ingested file's unchanged functions are "
-            "extracted again."
+            f"{_n(re_run.extract_known, 'extraction call')} for unchanged functions: "
+            "LightRAG's extraction cache did not answer them (it is on when "
+            "engines/lightrag_setup.build_rag passes enable_llm_cache_for_entity_extract=True)."
         )
     if o.files != 2000:
         notes.append(f"Not the issue's size: {o.files} files (BENCH_INDEXING_FILES).")
