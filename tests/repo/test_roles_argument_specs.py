@@ -81,6 +81,8 @@ def test_public_variables_carry_the_role_prefix(role: str) -> None:
     )
     if role in ("orchestrator_workers", "orchestrator_indexer"):
         prefix = role + "_"
+    if role == "orchestrator_indexer":  # and the deployment's list the play registers (issue 17)
+        prefix = ("orchestrator_indexer_", "orchestrator_repositories")
     if role == "temporal":  # its own knobs, and where the indexers (clients) connect
         prefix = ("temporal_", "orchestrator_temporal_")
     odd = [n for n in _defaults(role) if not n.startswith(prefix)]
