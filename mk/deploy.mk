@@ -3,12 +3,17 @@
 #                       make sandbox-hosts), full deploy with site.yml, the repository's docs
 #                       ingested through the API with scripts/shieldctl (live progress bar,
 #                       over HTTPS verified with the sandbox's CA: inventories/sandbox.tls-ca),
+#                       then this repository's own git history indexed in the sandbox
+#                       (scripts/sandbox-index.py: HEAD~5, then HEAD) with shieldctl repos,
 #                       the stack left running and reachable from this machine
 #   make sandbox-down   (mk/harness.mk) remove the host and its deployment
 # Offline engine unless an Ollama endpoint is given: make sandbox OLLAMA=http://HOST:11434
 # TIKTOKEN_FILE=path/o200k_base.tiktoken (the lightrag engine never downloads its tokenizer)
 # SANDBOX_API_PORT=8000: the port on this machine's loopback that the sandbox API is published on
 # SANDBOX_CHECK=1 (CI): the deploy must change nothing (a second run), the graph must not be empty
+# SANDBOX_INDEX_GLOBS: the include globs of the self-index (the docs, the make files, scripts,
+# playbooks and the harness: ~50 of ~450 files, ~100 chunks, to stay within the sandbox's time;
+# make sandbox SANDBOX_INDEX_GLOBS= indexes every file)
 SANDBOX_HOST     := shield-sandbox
 SANDBOX_LOG      := $(BUILD)/sandbox
 SANDBOX_SECRETS  := $(BUILD)/sandbox/secrets
@@ -20,18 +25,21 @@ SANDBOX_URL      := https://127.0.0.1:$(SANDBOX_API_PORT)
 # the sandbox's CA (inventories/sandbox: orchestrator_tls_enabled, the play makes it): the API's
 # certificate is verified with it, never skipped (curl --cacert, shieldctl SHIELD_CA_FILE)
 SANDBOX_CA       := inventories/sandbox.tls-ca/ca.crt
+SANDBOX_INDEX_GLOBS ?= *.md /mk/ /playbooks/ /harness/ scripts/*.sh scripts/shieldctl
+SANDBOX_INDEX_BACK  ?= 5
 SANDBOX_CORPUS   := README.md ARCHITECTURE.md CHANGELOG.md roles/*/README.md roles/*/TROUBLESHOOTING.md harness/README.md collections/ansible_collections/shield/orchestrator/README.md
 export SANDBOX_API_PORT
 export SHIELD_SANDBOX_SECRETS_DIR := $(CURDIR)/$(SANDBOX_SECRETS)
 
-.PHONY: sandbox sandbox-preflight sandbox-deploy sandbox-ingest sandbox-reach
+.PHONY: sandbox sandbox-preflight sandbox-deploy sandbox-ingest sandbox-index sandbox-reach
 
-sandbox: ## the main job: local systemd host, full deploy, the repo's docs ingested through the API
+sandbox: ## the main job: local systemd host, full deploy, the repo's docs ingested and its history indexed
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory sandbox-preflight && \
 	$(MAKE) --no-print-directory sandbox-hosts && \
 	$(MAKE) --no-print-directory sandbox-deploy && \
 	$(MAKE) --no-print-directory sandbox-ingest && \
+	$(MAKE) --no-print-directory sandbox-index && \
 	$(MAKE) --no-print-directory sandbox-reach && \
 	echo "sandbox: done in $$(( $$(date +%s) - start )) s"
 
@@ -55,6 +63,13 @@ sandbox-ingest:
 	podman exec $(if $(shell [ -t 1 ] && echo tty),-t) -e SHIELD_ENGINE_LABEL="$(if $(OLLAMA),lightrag via Ollama $(OLLAMA),offline extraction (no LLM))" \
 	  -e SHIELD_API_URL=https://127.0.0.1:8000 -e SHIELD_CA_FILE=/etc/shield-orchestrator/tls/ca.crt \
 	  $(SANDBOX_HOST) shieldctl submit /root/corpus --follow --require-graph
+
+# This repository's own history (a git bundle of HEAD, a bare repository in the host), indexed
+# at HEAD~$(SANDBOX_INDEX_BACK) then re-indexed at HEAD with shieldctl repos inside the host.
+sandbox-index:
+	@. harness/env.sh && \
+	podman cp scripts/shieldctl $(SANDBOX_HOST):/usr/local/bin/shieldctl && \
+	scripts/sandbox-index.py $(SANDBOX_HOST) --back $(SANDBOX_INDEX_BACK) $(foreach g,$(SANDBOX_INDEX_GLOBS),--include '$(g)')
 
 # The stack from this machine: /health through the published port, the key in a 0600 file and
 # a curl header file beside it (the key never goes on a command line), how to reach the rest.
