@@ -15,6 +15,7 @@ job after which LightRAG holds no document of the repository.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -94,12 +95,17 @@ async def test_a_schedule_triggers_the_repositorys_own_workflow(
     action = described.schedule.action
     assert isinstance(action, ScheduleActionStartWorkflow)
     assert (action.workflow, action.task_queue) == ("RepoIndexingWorkflow", ix.task_queue)
-    # the same registration again with another period: the schedule is updated
+    # the same registration again with another period and cap: the schedule follows
     again = await api.post("/repos", json={"url": str(ix.repo_dir), "branch": "main",
-                                           "schedule": "15m"}, headers=HEADERS)  # fmt: skip
+                                           "schedule": "15m", "max_files": 50},
+                           headers=HEADERS)  # fmt: skip
     assert (again.status_code, again.json()["schedule_s"]) == (200, 900)
     described = await handle.describe()
     assert [i.every.total_seconds() for i in described.schedule.spec.intervals] == [900]
+    action = described.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    request = json.loads(action.args[0].data)
+    assert (request["forward"], request["spec"]["max_files"]) == (True, 50)
 
     async with running_pool(redis_srv, db=ix.db, workspace=workspace()):
         await handle.trigger()

@@ -118,8 +118,8 @@ async def register_repo(
     if body.schedule is None:
         given.discard("schedule_s")
     repo, created = await repositories.register(db, new, frozenset(given))
-    if repo.schedule_s is not None and "schedule_s" in given:
-        await temporal.ensure_schedule(repo)
+    if repo.schedule_s is not None and given & {"schedule_s", "max_files", "max_file_bytes"}:
+        await temporal.ensure_schedule(repo)  # its action carries the spec: keep it current
     if not created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = str(request.url_for("get_repo", repo_id=repo.repo_id).path)
