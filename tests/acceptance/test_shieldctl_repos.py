@@ -45,7 +45,7 @@ async def test_shieldctl_repos(
 
     async with served(api_settings(worker_settings), target) as base:
         added = await ctl(base, "add", "/srv/git/app.git", "--branch", "main",
-                          "--exclude", "vendor/**", "--credential-ref", "GIT_TOKEN")  # fmt: skip
+                          "--exclude", "vendor/**", "--credential-ref", "REPO_CREDENTIAL_GIT")  # fmt: skip
         assert added.returncode == 0, added.stderr
         repo_id = added.stdout.strip()
         assert str(uuid.UUID(repo_id)) == repo_id
@@ -70,7 +70,7 @@ async def test_shieldctl_repos(
         assert shown.returncode == 0, shown.stderr
         detail = json.loads(shown.stdout)
         assert detail["exclude"] == ["vendor/**"]
-        assert detail["credential_ref"] == "GIT_TOKEN"
+        assert detail["credential_ref"] == "REPO_CREDENTIAL_GIT"
         assert detail["index"]["state"] == "never_indexed"
 
         first = await ctl(base, "index", repo_id)

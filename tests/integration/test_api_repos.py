@@ -67,12 +67,12 @@ async def register(api: httpx.AsyncClient, expect: int = 201, **body: Any) -> di
 
 async def test_register_is_idempotent_by_url_branch_workspace(api: httpx.AsyncClient) -> None:
     first = await register(api, include=["src/**"], exclude=["vendor/**"], max_file_bytes=4096,
-                           max_files=10, credential_ref="GIT_TOKEN_APP")  # fmt: skip
+                           max_files=10, credential_ref="REPO_CREDENTIAL_APP")  # fmt: skip
     assert first["workspace"] == workspace()
     assert first["workflow_id"] == f"repo-index:{first['repo_id']}:main"
     assert (first["include"], first["exclude"]) == (["src/**"], ["vendor/**"])
     assert (first["max_file_bytes"], first["max_files"]) == (4096, 10)
-    assert first["credential_ref"] == "GIT_TOKEN_APP"
+    assert first["credential_ref"] == "REPO_CREDENTIAL_APP"
     again = await register(api, expect=200)  # same triple, other options: the existing one
     assert again == first
     other_branch = await register(api, branch="release/1.2")

@@ -42,6 +42,10 @@ CASES: dict[str, tuple[dict[str, object], list[str]]] = {
         {**GOOD, "schedule": "hourly"},
         ['schedule "hourly" is not a period', "15m, 1h"],
     ),
+    "credential_ref_not_lent": (
+        {**GOOD, "credential_ref": "SHIELD_POSTGRES_PASSWORD"},
+        ['credential_ref "SHIELD_POSTGRES_PASSWORD" is not a name', "REPO_CREDENTIAL_<NAME>"],
+    ),
     "unknown_key": (
         {**GOOD, "brnch": "main"},
         ["unknown key(s) brnch", "the keys are url, branch"],
@@ -53,7 +57,8 @@ ORDER = list(CASES)
 @pytest.fixture(scope="module")
 def results(inventory: Path) -> dict[str, subprocess.CompletedProcess[str]]:  # noqa: F811
     bad = [GOOD, *(CASES[case][0] for case in ORDER)]
-    good = [GOOD, {**GOOD, "schedule": "1h30m", "include": ["*"], "workspace": "default"}]
+    good = [GOOD, {**GOOD, "schedule": "1h30m", "include": ["*"], "workspace": "default",
+                   "credential_ref": "REPO_CREDENTIAL_APP"}]  # fmt: skip
     with ThreadPoolExecutor(max_workers=2) as pool:
         refused = pool.submit(run_preflight, inventory, {"orchestrator_repositories": bad})
         passed = pool.submit(run_preflight, inventory, {"orchestrator_repositories": good})

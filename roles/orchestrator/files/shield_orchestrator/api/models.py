@@ -21,7 +21,7 @@ from pydantic import (
     field_validator,
 )
 
-from shield_orchestrator import keys
+from shield_orchestrator import keys, settings
 from shield_orchestrator.api import config
 
 # Text with at least one non-whitespace character and no NUL (PostgreSQL text cannot hold one).
@@ -309,8 +309,12 @@ Glob = Annotated[
 ]
 MAX_COMMAND_WORDS = 64
 CommandWord = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=TEXT_PATTERN)]
+# the names the indexers lend to git (settings.repo_credential): REPO_CREDENTIAL_<NAME>
 CredentialRef = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    str,
+    StringConstraints(
+        max_length=128, pattern=rf"^{settings.REPO_CREDENTIAL_PREFIX}[A-Z0-9_]+$"
+    ),
 ]
 
 
