@@ -46,6 +46,13 @@ CASES: dict[str, tuple[dict[str, object], list[str]]] = {
         {**GOOD, "credential_ref": "SHIELD_POSTGRES_PASSWORD"},
         ['credential_ref "SHIELD_POSTGRES_PASSWORD" is not a name', "REPO_CREDENTIAL_<NAME>"],
     ),
+    "credential_ref_undeclared": (
+        {**GOOD, "credential_ref": "REPO_CREDENTIAL_NOPE"},
+        [
+            'credential_ref "REPO_CREDENTIAL_NOPE" is not a key of',
+            "orchestrator_indexer_repo_credentials",
+        ],
+    ),
     "unknown_key": (
         {**GOOD, "brnch": "main"},
         ["unknown key(s) brnch", "the keys are url, branch"],
@@ -59,10 +66,18 @@ def results(inventory: Path) -> dict[str, subprocess.CompletedProcess[str]]:  # 
     bad = [GOOD, *(CASES[case][0] for case in ORDER)]
     good = [GOOD, {**GOOD, "schedule": "1h30m", "include": ["*"], "workspace": "default",
                    "credential_ref": "REPO_CREDENTIAL_APP"}]  # fmt: skip
+    credentials = {"REPO_CREDENTIAL_APP": f"x-access-token:{SECRET}"}
+    bad_credentials = {"GIT_TOKEN": SECRET, "REPO_CREDENTIAL_TWO_LINES": f"{SECRET}\nmore"}
     with ThreadPoolExecutor(max_workers=2) as pool:
         refused = pool.submit(run_preflight, inventory, {"orchestrator_repositories": bad})
-        passed = pool.submit(run_preflight, inventory, {"orchestrator_repositories": good})
-        return {"bad": refused.result(), "good": passed.result()}
+        declared = {"orchestrator_repositories": good,
+                    "orchestrator_indexer_repo_credentials": credentials}  # fmt: skip
+        passed = pool.submit(run_preflight, inventory, declared)
+        refused_credentials = pool.submit(
+            run_preflight, inventory, {"orchestrator_indexer_repo_credentials": bad_credentials}
+        )
+        return {"bad": refused.result(), "good": passed.result(),
+                "credentials": refused_credentials.result()}  # fmt: skip
 
 
 def test_good_declarations_pass(results: dict[str, subprocess.CompletedProcess[str]]) -> None:
@@ -80,3 +95,13 @@ def test_bad_declaration_is_refused_naming_the_fix(
     flat = assert_refused(results["bad"], case, expected)
     assert SECRET not in flat, f"{case}: the credentials were printed"
     assert "orchestrator_repositories[0] (" not in flat, "the good entry was refused"
+
+
+def test_bad_credentials_are_refused_by_name_never_printed(
+    results: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    flat = assert_refused(results["credentials"], "credentials", [
+        'orchestrator_indexer_repo_credentials["GIT_TOKEN"]', "REPO_CREDENTIAL_<NAME>",
+        'orchestrator_indexer_repo_credentials["REPO_CREDENTIAL_TWO_LINES"]', "on one line",
+    ])  # fmt: skip
+    assert SECRET not in flat, "a credential was printed"
