@@ -44,8 +44,8 @@ async def test_shieldctl_repos(
         return await asyncio.to_thread(shieldctl, base, tmp_path, "repos", *args)
 
     async with served(api_settings(worker_settings), target) as base:
-        added = await ctl(base, "add", "/srv/git/app.git", "--branch", "main",
-                          "--exclude", "vendor/**", "--credential-ref", "REPO_CREDENTIAL_GIT")  # fmt: skip
+        added = await ctl(base, "add", "/srv/git/app.git", "--branch", "main", "--exclude",
+                          "vendor/**", "--credential-ref", "REPO_CREDENTIAL_GIT")  # fmt: skip
         assert added.returncode == 0, added.stderr
         repo_id = added.stdout.strip()
         assert str(uuid.UUID(repo_id)) == repo_id

@@ -312,9 +312,7 @@ CommandWord = Annotated[str, StringConstraints(min_length=1, max_length=4096, pa
 # the names the indexers lend to git (settings.repo_credential): REPO_CREDENTIAL_<NAME>
 CredentialRef = Annotated[
     str,
-    StringConstraints(
-        max_length=128, pattern=rf"^{settings.REPO_CREDENTIAL_PREFIX}[A-Z0-9_]+$"
-    ),
+    StringConstraints(max_length=128, pattern=rf"^{settings.REPO_CREDENTIAL_PREFIX}[A-Z0-9_]+$"),
 ]
 
 
