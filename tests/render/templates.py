@@ -60,7 +60,8 @@ def knobs() -> list[Knob]:
 
 
 def role_values(variant: str) -> dict[str, object]:
-    """The values a tree was rendered with: role defaults, overridden by alt_values for 'alt'."""
+    """The values a tree was rendered with: role defaults, overridden by alt_values for 'alt',
+    and the roles' private vars that a template's knob renders."""
     values: dict[str, object] = {}
     for role in VALUE_ROLES:
         values.update(yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text()))
@@ -74,7 +75,12 @@ def role_values(variant: str) -> dict[str, object]:
         if role_vars.exists():
             private.update(yaml.safe_load(role_vars.read_text()) or {})
     context = {**{k: _trusted(v) for k, v in {**private, **values}.items()}, "groups": {}}
-    return {name: _resolve(value, context) for name, value in values.items()}
+    resolved = {name: _resolve(value, context) for name, value in values.items()}
+    # a knob may render a private var derived from public ones (e.g. Temporal's TLS file paths)
+    for var in {knob.var for knob in knobs()} - resolved.keys():
+        if var in private:
+            resolved[var] = _resolve(private[var], context)
+    return resolved
 
 
 def _trusted(value: object) -> object:
