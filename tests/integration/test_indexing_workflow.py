@@ -358,6 +358,7 @@ def spawn_indexer(
     argv = [sys.executable, "-m", "shield_orchestrator.indexing.worker",
             "--temporal", temporal.address, "--namespace", "default", "--task-queue", queue,
             "--cache-dir", str(cache), "--graceful-shutdown-s", "1"]  # fmt: skip
+    env = {**env, **temporal.client_environment()}
     with log_path.open("wb") as log:
         return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
 

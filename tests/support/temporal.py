@@ -44,6 +44,19 @@ class TemporalServer:
     def address(self) -> str:
         return f"{LOOPBACK}:{self.port}"
 
+    def client_environment(self) -> dict[str, str]:
+        """The settings' SHIELD_TEMPORAL_* overrides that point a process of the package (an
+        indexer) at this server in plaintext: a rendered tree names its deployment's Temporal,
+        and may name TLS client files (tests/render/alt_values.yml) that only hosts have."""
+        return {
+            "SHIELD_TEMPORAL_ADDRESS": self.address,
+            "SHIELD_TEMPORAL_NAMESPACE": NAMESPACE,
+            "SHIELD_TEMPORAL_TLS_CERT_FILE": "",
+            "SHIELD_TEMPORAL_TLS_KEY_FILE": "",
+            "SHIELD_TEMPORAL_TLS_CA_FILE": "",
+            "SHIELD_TEMPORAL_TLS_SERVER_NAME": "",
+        }
+
     def start(self, timeout_s: float = 60.0) -> None:
         args = [
             str(temporal_binary()), "server", "start-dev", "--headless",
