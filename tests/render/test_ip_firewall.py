@@ -174,3 +174,14 @@ def test_allow_list_renders_from_the_inventory(rendered: Path, host: str, unit: 
 @pytest.mark.parametrize("unit", sorted(UNITS))
 def test_memory_deny_write_execute_on_every_unit(rendered: Path, unit: str) -> None:
     assert _firewall(rendered, "single", unit)["MemoryDenyWriteExecute"] == ["yes"]
+
+
+@pytest.mark.parametrize(("host", "listen"), [("single", "127.0.0.1"), ("lan", "0.0.0.0")])
+def test_dev_server_listens_on_the_loopback_or_every_address_behind_its_firewall(
+    rendered: Path, host: str, listen: str
+) -> None:
+    """The dev server's internal services are dialled at 127.0.0.1 whatever --ip says (CLI
+    1.9.1): off the loopback it listens on the wildcard, and its IP firewall names the callers."""
+    unit = (rendered / f"{host}.temporal").read_text(encoding="utf-8")
+    assert f"  --ip {listen} \\" in unit.splitlines(), unit
+    assert _firewall(rendered, host, "temporal")["IPAddressDeny"] == ["any"]

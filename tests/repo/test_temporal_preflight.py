@@ -93,6 +93,13 @@ CASES: dict[str, tuple[dict[str, object], list[str]]] = {
         {"temporal_bind_address": "temporal.example.org"},
         ['temporal_bind_address="temporal.example.org"', "an IPv4 address"],
     ),
+    "off_loopback_without_the_ip_firewall": (
+        {"temporal_bind_address": "192.168.77.5", "temporal_ip_firewall": False},
+        [
+            'temporal_bind_address="192.168.77.5" is not a loopback address',
+            "temporal_ip_firewall: true",
+        ],
+    ),
     "tls_asked_of_the_dev_server": (
         {"orchestrator_temporal_tls_ca": "-----BEGIN CERTIFICATE-----"},
         ["temporal_manage is true, but orchestrator_temporal_tls_* is set", "neither TLS"],
