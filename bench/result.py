@@ -13,6 +13,7 @@ JSON shape (one file may hold a list of these)::
      "columns": ["queue", "enqueue/s", ...], "rows": [["taskiq", 2900.0, ...], ...],
      "notes": ["..."], "limits": "what bounds the figure",
      "commit": "e77a677", "measured_at": "2026-12-06 05:40 UTC", "load": "1.2 ... -> 1.9 ...",
+     "module": "overhead",
      "curves": [{"title": "...", "x_label": "...", "y_label": "...",
                  "series": {"name": [[x, y], ...]}, "png": "overhead.png"}]}
 """
@@ -56,6 +57,7 @@ class Benchmark:
     measured_at: str = ""  # "YYYY-MM-DD HH:MM UTC" when the module finished
     load: str = ""  # load averages "at start -> at end" of the module's run
     stale: str = ""  # set by the report writer when the section was not re-run (why, since when)
+    module: str = ""  # the run.py key of the module that measured it (the report's section marker)
 
 
 def to_dict(b: Benchmark) -> dict[str, Any]:

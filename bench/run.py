@@ -11,6 +11,11 @@ verdict "not measured". ``--only overhead,pool`` runs some of them; the report t
 others' latest results (bench/results/<key>.json), marked stale. Each result carries the commit,
 time and load averages of the run that measured it (stamped here, never replaced by a later
 rewrite); ``--report-only`` rewrites the report from them and marks every section stale.
+
+bench/results is not committed: a section that this checkout has no newer results for (a fresh
+clone, figures measured in another clone) is the report's own section, carried as it was and
+marked stale (bench/report.py: the sections' markers, ``assemble``); so is a section its module
+did not produce in this run (it failed, or ran a subset). No run drops a section.
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ def run_module(key: str, module: str, rendered: Path) -> tuple[list[result.Bench
         return benches, "" if code == 0 else f"{key}: bench/{module}.py exited {code}"
     tail = output.strip().splitlines()[-15:]
     placeholder = result.Benchmark(
-        key=key,
+        key=key + report.NOT_MEASURED,  # never carried: no figures, and not the module's sections
         title=f"bench/{module}.py (no results in the report format)",
         goal="see the module",
         columns=["printed output (last lines)"],
@@ -145,29 +150,47 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: no rendered package under {rendered}: run `make render`", file=sys.stderr)
         return 2
     only = {k.strip() for k in args.only.split(",") if k.strip()}
+    try:  # read before anything runs: broken markers would otherwise end a long run
+        previous, unmarked = report.read_sections(args.report)
+    except report.ReportFormatError as exc:
+        print(f"bench: {exc}; fix {args.report}'s markers first", file=sys.stderr)
+        return 2
     load_start = os.getloadavg()
-    benchmarks: list[result.Benchmark] = []
+    runs: list[report.ModuleRun] = []
     problems: list[str] = []
     for key, module, _owner in MODULES:
-        if args.report_only:
-            benchmarks += _earlier(key, "not re-run: report rewritten with --report-only")
-            continue
-        if only and key not in only:
-            benchmarks += _earlier(key, f"not re-run: this run was --only {args.only}")
+        if args.report_only or (only and key not in only):
+            why = (
+                "not re-run: report rewritten with --report-only"
+                if args.report_only
+                else f"not re-run: this run was --only {args.only}"
+            )
+            runs.append(report.ModuleRun(key, _earlier(key, why), False, why))
             continue
         benches, problem = run_module(key, module, rendered)
-        benchmarks += benches
+        why = f"not re-run: bench/{module}.py " + (
+            "did not produce it in this run (see the problems)" if problem else "ran without it"
+        )
+        runs.append(report.ModuleRun(key, benches, True, why))
         if problem:
             problems.append(problem)
+    parts = report.assemble(runs, previous)
+    titles = {p.title for p in parts}
+    problems += [
+        f"the previous report's section '{t}' has no `<!-- bench:KEY -->` marker, so it could not "
+        "be carried: it is lost"
+        for t in unmarked
+        if t not in titles
+    ]
     if args.report_only:
         problems.append(
             "report rewritten with --report-only: nothing was measured now; each section "
             "keeps the commit, time and load averages of the run that measured it"
         )
     path = report.write_report(
-        benchmarks, args.report, None if args.report_only else load_start, problems
+        parts, args.report, None if args.report_only else load_start, problems
     )
-    print(report.summary_table(benchmarks))
+    print(report.summary_table(parts))
     print(f"\nbench: wrote {path}")
     for p in problems:
         print(f"bench: problem: {p}")
