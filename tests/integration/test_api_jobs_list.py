@@ -110,5 +110,16 @@ async def test_bad_limit_and_cursors_are_422_naming_the_field(api: Any) -> None:
         r = await api.get("/jobs", params=params, headers=HEADERS)
         assert r.status_code == 422, (params, r.text)
         assert [e["loc"] for e in r.json()["detail"]] == [["query", field]], r.text
+    # a cursor's 422 says why, in the shape of every validation error
+    for params, msg in [
+        (
+            {"cursor": first["next_cursor"], "kind": "other"},
+            "this cursor belongs to a query with other filters",
+        ),
+        ({"cursor": "not-a-cursor"}, "not a cursor of GET /jobs"),
+    ]:
+        r = await api.get("/jobs", params=params, headers=HEADERS)
+        item = {"loc": ["query", "cursor"], "msg": msg, "type": "value_error"}
+        assert r.json() == {"detail": [item]}, r.text
     # the same query goes on with it
     assert len((await _page(api, limit=1, cursor=first["next_cursor"]))["jobs"]) == 1

@@ -7,7 +7,8 @@ started workflow stays running: the second trigger meets an active run.
 What is proved: registration (201, then 200 with the same id for the same url, branch and
 workspace), 422s naming the field for credentials in a URL, other schemes, a relative path, an
 unknown workspace (listing the known ones), a credential value in credential_ref and unknown
-fields; listing by pages; GET of the indexing state the indexer's tables hold (indexed commit,
+fields; listing by pages (a cursor not made by GET /repos, or made for another workspace
+filter: a 422 naming it); GET of the indexing state the indexer's tables hold (indexed commit,
 consecutive failures, last error, the last run's files by change, state and skip reason); 404
 for an unknown id; index -> 202 with the workflow id, the workflow running in Temporal with the
 repository's spec, a second trigger while it runs -> the same ids; DELETE unregisters (202, the
@@ -95,6 +96,27 @@ async def test_register_is_idempotent_by_url_branch_workspace(api: httpx.AsyncCl
     assert listed[0] == first["repo_id"]
     assert set(listed) == ids
     assert len(listed) == len(ids)
+
+
+async def test_bad_cursors_are_422_naming_the_cursor(api: httpx.AsyncClient) -> None:
+    for branch in ("main", "dev"):
+        await register(api, branch=branch)
+    page = (await api.get("/repos", params={"limit": 1}, headers=HEADERS)).json()
+    assert page["next_cursor"]
+    for params, msg in [
+        (
+            {"cursor": page["next_cursor"], "workspace": workspace()},
+            "this cursor belongs to a query with another workspace filter",
+        ),
+        ({"cursor": "not-a-cursor"}, "not a cursor of GET /repos"),
+    ]:
+        r = await api.get("/repos", params=params, headers=HEADERS)
+        assert r.status_code == 422, r.text
+        item = {"loc": ["query", "cursor"], "msg": msg, "type": "value_error"}
+        assert r.json() == {"detail": [item]}, r.text
+    params = {"limit": 1, "cursor": page["next_cursor"]}
+    r = await api.get("/repos", params=params, headers=HEADERS)
+    assert [x["branch"] for x in r.json()["repos"]] == ["dev"]
 
 
 @pytest.mark.parametrize(

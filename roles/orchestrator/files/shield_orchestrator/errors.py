@@ -13,7 +13,7 @@ only there)::
     │   ├── QueueFull             the ingestion stream holds max_queue_pending entries (429)
     │   ├── IdempotencyConflict   same Idempotency-Key, different request (409)
     │   └── NotRetryable          retry-failed on an active job, or nothing left to retry
-    ├── BadCursor                 services/job_listing.py: a GET /jobs cursor not ours
+    ├── BadCursor                 services/keyset.py: a GET /jobs or GET /repos cursor not ours
     └── EngineError               raised by an engine (engines/base.py re-exports these)
         ├── EngineOverloaded      back off and try again later; does not spend a retry attempt
         ├── ChunkError            this chunk failed; retried with backoff up to retry_attempts

@@ -1,6 +1,7 @@
 """Map the package's exceptions to HTTP answers with a clear ``detail`` (never a stack trace).
 
 RequestValidationError      422  one item per field: loc, msg, type (input not echoed)
+BadCursor                   422  the same shape, loc ("query", "cursor"): why it is refused
 JobNotFound                 404
 RepositoryNotFound          404
 TemporalUnavailable         503  the reason (indexing only; ingestion does not need Temporal)
@@ -34,6 +35,7 @@ from shield_orchestrator.api.config import ApiConfig
 from shield_orchestrator.api.models import TEXT_PATTERN
 from shield_orchestrator.errors import JobNotFound
 from shield_orchestrator.services.job_registry import QueueFull, RegistryError
+from shield_orchestrator.services.keyset import BadCursor
 from shield_orchestrator.services.repositories import RepositoryNotFound, TemporalUnavailable
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,10 @@ def install_error_handlers(app: FastAPI, config: ApiConfig) -> None:
         assert isinstance(exc, RequestValidationError)
         return JSONResponse({"detail": _validation_items(exc)}, status_code=422)
 
+    async def bad_cursor(request: Request, exc: Exception) -> JSONResponse:
+        item = {"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}
+        return await validation(request, RequestValidationError([item]))
+
     async def not_found(_: Request, exc: Exception) -> JSONResponse:
         return _detail(404, str(exc))
 
@@ -128,6 +134,7 @@ def install_error_handlers(app: FastAPI, config: ApiConfig) -> None:
         return _detail(503, str(exc), {"Retry-After": "5"})
 
     app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(BadCursor, bad_cursor)
     app.add_exception_handler(RepositoryNotFound, not_found)
     app.add_exception_handler(TemporalUnavailable, temporal_down)
     app.add_exception_handler(JobNotFound, not_found)

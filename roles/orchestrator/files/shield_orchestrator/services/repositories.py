@@ -39,8 +39,6 @@ SQL: named queries of database/queries.sql.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import json
@@ -61,6 +59,7 @@ from shield_orchestrator.indexing.workflow import (
     workflow_id,
 )
 from shield_orchestrator.services.job_registry import JobRegistry, NewJob
+from shield_orchestrator.services.keyset import CursorFormat
 from shield_orchestrator.services.messages import DELETE_DOCUMENT
 
 if TYPE_CHECKING:
@@ -92,10 +91,6 @@ class RepositoryNotFound(ShieldError):  # noqa: N818 (like JobNotFound: 404)
 
 class TemporalUnavailable(ShieldError):  # noqa: N818 (503, the reason in the message)
     """Temporal could not be reached or refused the request."""
-
-
-class BadRepoCursor(ShieldError):  # noqa: N818
-    """A cursor that GET /repos did not make (or made for another filter)."""
 
 
 def check_repo_url(url: str) -> str:
@@ -277,33 +272,23 @@ async def get(db: Any, repo_id: str) -> Repository:
     return _repository(row)
 
 
-def _encode_cursor(repo: Repository, workspace: str | None) -> str:
-    raw = {"c": repo.created_at.isoformat(), "r": repo.repo_id, "w": workspace}
-    return base64.urlsafe_b64encode(json.dumps(raw, separators=(",", ":")).encode()).decode()
-
-
-def _decode_cursor(cursor: str, workspace: str | None) -> tuple[dt.datetime, str]:
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        created = dt.datetime.fromisoformat(raw["c"])
-        repo_id = str(uuid.UUID(raw["r"]))
-        filtered = raw["w"]
-    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
-        raise BadRepoCursor("not a cursor of GET /repos") from exc
-    if created.tzinfo is None or filtered != workspace:
-        raise BadRepoCursor("this cursor belongs to a query with another workspace filter")
-    return created, repo_id
+_CURSOR = CursorFormat(
+    "GET /repos", "r", "w", "this cursor belongs to a query with another workspace filter"
+)
 
 
 async def list_page(
     db: Any, workspace: str | None, limit: int, cursor: str | None = None
 ) -> tuple[list[Repository], str | None]:
-    """Registered repositories, oldest first, a page at a time (keyset on created_at, id)."""
-    after, after_id = _decode_cursor(cursor, workspace) if cursor else (None, None)
+    """Registered repositories, oldest first, a page at a time (keyset on created_at, id;
+    a bad cursor: services/keyset.py's BadCursor)."""
+    after, after_id = _CURSOR.decode(cursor, workspace) if cursor else (None, None)
     rows = await db.fetch(query("list_repositories"), workspace, after, after_id, limit + 1)
     repos = [_repository(r) for r in rows[:limit]]
     more = len(rows) > limit
-    return repos, _encode_cursor(repos[-1], workspace) if more else None
+    if not more:
+        return repos, None
+    return repos, _CURSOR.encode(repos[-1].created_at, repos[-1].repo_id, workspace)
 
 
 async def remove(db: Any, registry: JobRegistry, repo: Repository) -> Removal:

@@ -7,7 +7,6 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 
 from shield_orchestrator.api.deps import DbDep, RedisDep, RegistryDep
 from shield_orchestrator.api.models import (
@@ -22,7 +21,7 @@ from shield_orchestrator.api.models import (
 from shield_orchestrator.api.routes.ingest import accepted
 from shield_orchestrator.errors import JobNotFound
 from shield_orchestrator.services import job_failures
-from shield_orchestrator.services.job_listing import BadCursor, JobFilter, list_jobs
+from shield_orchestrator.services.job_listing import JobFilter, list_jobs
 from shield_orchestrator.services.job_status import JobView, fetch_job
 
 router = APIRouter(tags=["jobs"])
@@ -82,12 +81,8 @@ async def get_jobs(
     if created_since is not None and created_since.tzinfo is None:
         created_since = created_since.replace(tzinfo=dt.UTC)
     flt = JobFilter(status, kind, workspace, created_since)
-    try:
-        jobs, next_cursor = await list_jobs(db, flt, limit, cursor)
-    except BadCursor as exc:
-        raise RequestValidationError(
-            [{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}]
-        ) from exc
+    # a cursor not made for these filters raises BadCursor: a 422 naming it (api/errors.py)
+    jobs, next_cursor = await list_jobs(db, flt, limit, cursor)
     return JobsPage(jobs=[_job_out(j) for j in jobs], next_cursor=next_cursor)
 
 

@@ -15,7 +15,6 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 
 from shield_orchestrator.api.deps import DbDep, RegistryDep
 from shield_orchestrator.api.models import (
@@ -34,7 +33,6 @@ from shield_orchestrator.api.models import (
 from shield_orchestrator.indexing import health
 from shield_orchestrator.services import repositories
 from shield_orchestrator.services.repositories import (
-    BadRepoCursor,
     NewRepository,
     Repository,
     RepositoryBusy,
@@ -140,12 +138,8 @@ async def list_repos(
         str | None, Query(max_length=512, description="next_cursor of the previous page.")
     ] = None,
 ) -> ReposPage:
-    try:
-        repos, next_cursor = await repositories.list_page(db, workspace, limit, cursor)
-    except BadRepoCursor as exc:
-        raise RequestValidationError(
-            [{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}]
-        ) from exc
+    # a cursor not made for this filter raises BadCursor: a 422 naming it (api/errors.py)
+    repos, next_cursor = await repositories.list_page(db, workspace, limit, cursor)
     return ReposPage(repos=[_repo_out(r) for r in repos], next_cursor=next_cursor)
 
 
