@@ -1,15 +1,10 @@
 """Writes bench/REPORT.md from the benchmarks' JSON results, and prints the summary table.
 
-Each benchmark's section sits between two HTML comments (invisible on GitHub)::
-
-    <!-- bench:saturation module="flow" commit="68969c6" measured="2026-12-06 09:02 UTC" -->
-    ## LLM saturation through the pool ...
-    <!-- /bench:saturation -->
-
-so that a run which does not re-measure a benchmark, and has no newer results file for it
-(``bench/results`` is not committed), carries the previous report's section as it was, its
-summary row with it, marked STALE (:func:`read_sections`, :func:`assemble`): no rewrite loses
-a section. To drop one, delete it from REPORT.md by hand.
+The report: a header, the machine and versions, the summary table (a row per benchmark), then
+each benchmark's section between its markers. The parts come from bench/sections.py
+(``assemble``): a benchmark (bench/result.py) is rendered here from its figures; a section of
+the previous report that this run carries is rendered as it was, under a STALE line
+(``sections.carried_lines``).
 
 Plots are drawn by bench/plot.py inside the bench venv ``plot`` (matplotlib, pinned in
 bench/peers/locks/plot.txt), never in the project's venv.
@@ -17,60 +12,17 @@ bench/peers/locks/plot.txt), never in the project's venv.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
 import platform
-import re
 import subprocess
 from pathlib import Path
-from typing import NamedTuple
 
-from bench import result, venvs
+from bench import result, sections, venvs
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-
-_OPEN = re.compile(r'^<!-- bench:(?P<key>\S+)(?P<attrs>(?: \w+="[^"]*")*) -->$')
-_CLOSE = re.compile(r"^<!-- /bench:(?P<key>\S+) -->$")
-_ATTR = re.compile(r'(\w+)="([^"]*)"')
-NOT_MEASURED = ".not-measured"  # key suffix of a module's placeholder section: no figures
-# Every stale line the writer adds starts so (the reasons run.py gives all start "not re-run");
-# a carried section's earlier one is replaced, a stale line written by hand is kept.
-GENERATED_STALE = "**STALE**: not re-run"
-UNMARKED = ("Machine and versions", "Summary")  # the report's own sections, not benchmarks'
-
-
-class ReportFormatError(ValueError):
-    """The previous report's markers are broken: the writer would not know what to carry."""
-
-
-@dataclasses.dataclass
-class Section:
-    """A benchmark's section of the previous report (between its markers), carried verbatim."""
-
-    key: str
-    module: str  # run.py's key of the module that measured it
-    commit: str
-    measured_at: str
-    title: str  # its "## " heading
-    lines: list[str]  # everything between the markers
-    summary: list[str] | None  # its row of the summary table (cells as written), by title
-    stale: str = ""  # why it is carried, set by assemble()
-
-
-Part = result.Benchmark | Section
-
-
-class ModuleRun(NamedTuple):
-    """What this run has of one module: benchmarks just measured (``fresh``) or its results file's
-    (stale), and why its other sections of the previous report are not re-measured."""
-
-    module: str
-    benchmarks: list[result.Benchmark]
-    fresh: bool
-    why: str  # starts "not re-run"
 
 
 def _cmd(argv: list[str]) -> str:
@@ -131,23 +83,7 @@ def stamp(b: result.Benchmark, p: dict[str, str]) -> None:
 def stale_reason(b: result.Benchmark, why: str) -> str:
     """Why a section's figures are older than the report, with their commit and date, and
     whether the benchmark or the product code changed since (git diff against HEAD)."""
-    return _stale_reason(b.commit, b.measured_at, why)
-
-
-def _stale_reason(commit: str, measured_at: str, why: str) -> str:
-    out = f"{why}; measured at commit {commit or 'unknown'} on {measured_at or 'an unknown date'}"
-    if commit:
-        res = subprocess.run(
-            ["git", "-C", str(REPO), "diff", "--name-only", commit, "HEAD", "--", "bench",
-             "roles"],
-            capture_output=True, text=True, timeout=20, check=False,
-        )  # fmt: skip
-        changed = [line for line in res.stdout.splitlines() if line]
-        if res.returncode != 0:
-            out += " (commit not found here: cannot tell what changed since)"
-        elif changed:
-            out += f"; {len(changed)} file(s) under bench/ or roles/ changed since"
-    return out
+    return sections.stale_reason(b.commit, b.measured_at, why)
 
 
 def machine(load_start: tuple[float, float, float] | None = None) -> dict[str, str]:
@@ -232,14 +168,8 @@ def draw_plots(benchmarks: list[result.Benchmark], outdir: Path) -> list[str]:
     return []
 
 
-def _marker(key: str, module: str, commit: str, measured_at: str) -> str:
-    attrs = {"module": module or key, "commit": commit, "measured": measured_at}
-    text = " ".join(f'{k}="{v.replace(chr(34), chr(39))}"' for k, v in attrs.items())
-    return f"<!-- bench:{key} {text} -->"
-
-
 def _benchmark_lines(b: result.Benchmark) -> list[str]:
-    lines = [_marker(b.key, b.module, b.commit, b.measured_at), f"## {b.title}", ""]
+    lines = [sections.open_marker(b.key, b.module, b.commit, b.measured_at), f"## {b.title}", ""]
     if b.stale:
         lines += [f"**STALE**: {b.stale}.", ""]
     lines += [
@@ -258,44 +188,19 @@ def _benchmark_lines(b: result.Benchmark) -> list[str]:
     if b.limits:
         lines += [f"What limits it: {b.limits}", ""]
     lines += [f"- {n}" for n in b.notes]
-    lines += ["", f"(took {b.seconds:.0f} s)", "", f"<!-- /bench:{b.key} -->", ""]
+    lines += ["", f"(took {b.seconds:.0f} s)", "", sections.close_marker(b.key), ""]
     return lines
 
 
-def _carried_lines(s: Section) -> list[str]:
-    """The section as it was, its earlier generated stale line replaced by this report's."""
-    body: list[str] = []
-    skip_blank = False
-    for line in s.lines:
-        if line.startswith(GENERATED_STALE):
-            skip_blank = True
-            continue
-        if not (skip_blank and line == ""):
-            body.append(line)
-        skip_blank = False
-    at = 0
-    if body and body[0].startswith("## "):
-        at = 2 if len(body) > 1 and body[1] == "" else 1
-    body[at:at] = [f"**STALE**: {s.stale}.", ""]
-    opening = _marker(s.key, s.module, s.commit, s.measured_at)
-    return [opening, *body, f"<!-- /bench:{s.key} -->", ""]
-
-
-def _summary_row(p: Part) -> str:
+def _summary_row(p: sections.Part) -> str:
     if isinstance(p, result.Benchmark):
         cells = [_cell(c) for c in (p.title, p.goal, _ratio(p), _verdict(p), _when(p))]
     else:  # carried: its cells as written (already escaped), the "measured at" cell says so
-        cells = [*_carried_cells(p), _cell(_carried_when(p))]
+        cells = [*sections.carried_cells(p), _cell(sections.carried_when(p))]
     return "| " + " | ".join(cells) + " |"
 
 
-def _carried_cells(s: Section) -> list[str]:
-    """A carried section's benchmark, goal, ratio and verdict cells, from its summary row."""
-    cells = (s.summary or [_cell(s.title), "see its section", "–", "–"])[:4]
-    return cells + ["–"] * (4 - len(cells))
-
-
-def render(parts: list[Part], info: dict[str, str], problems: list[str]) -> str:
+def render(parts: list[sections.Part], info: dict[str, str], problems: list[str]) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Benchmark report",
@@ -320,7 +225,10 @@ def render(parts: list[Part], info: dict[str, str], problems: list[str]) -> str:
     if problems:
         lines += ["Problems in this run:", "", *[f"- {p}" for p in problems], ""]
     for p in parts:
-        lines += _benchmark_lines(p) if isinstance(p, result.Benchmark) else _carried_lines(p)
+        if isinstance(p, result.Benchmark):
+            lines += _benchmark_lines(p)
+        else:
+            lines += sections.carried_lines(p)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -329,20 +237,16 @@ def _when(b: result.Benchmark) -> str:
     return f"STALE: {when}" if b.stale else when
 
 
-def _carried_when(s: Section) -> str:
-    return f"STALE, carried from the previous report: {s.commit or '?'}, {s.measured_at or '?'}"
-
-
 def _ratio(b: result.Benchmark) -> str:
     return f"{b.ratio_label} = {b.ratio:.3f}" if b.ratio is not None else "–"
 
 
-def summary_table(parts: list[Part]) -> str:
+def summary_table(parts: list[sections.Part]) -> str:
     head = ["benchmark", "ratio", "verdict", "measured at"]
     rows = [
         [p.key, _ratio(p), _verdict(p), _when(p)]
         if isinstance(p, result.Benchmark)
-        else [p.key, *_carried_cells(p)[2:4], _carried_when(p)]
+        else [p.key, *sections.carried_cells(p)[2:4], sections.carried_when(p)]
         for p in parts
     ]
     width = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
@@ -359,7 +263,7 @@ def summary_table(parts: list[Part]) -> str:
 
 
 def write_report(
-    parts: list[Part],
+    parts: list[sections.Part],
     path: Path = BENCH / "REPORT.md",
     load_start: tuple[float, float, float] | None = None,
     problems: list[str] | None = None,
@@ -368,121 +272,3 @@ def write_report(
     problems += draw_plots([p for p in parts if isinstance(p, result.Benchmark)], path.parent)
     path.write_text(render(parts, machine(load_start), problems))
     return path
-
-
-# -- the previous report: its marked sections, and what the new one keeps of them -----------
-
-
-def _cells(row: str) -> list[str]:
-    inner = row.strip().removeprefix("|")
-    if inner.endswith("|") and not inner.endswith("\\|"):
-        inner = inner[:-1]
-    return [c.strip() for c in re.split(r"(?<!\\)\|", inner)]
-
-
-def _summary_rows(lines: list[str]) -> dict[str, list[str]]:
-    """The summary table's rows by their first cell (the benchmark's title)."""
-    try:
-        start = lines.index("## Summary")
-    except ValueError:
-        return {}
-    table = []
-    for line in lines[start + 1 :]:
-        if line.startswith("|"):
-            table.append(_cells(line))
-        elif table or line.startswith("#"):
-            break
-    return {row[0].replace("\\|", "|"): row for row in table[2:]}
-
-
-def read_sections(path: Path) -> tuple[list[Section], list[str]]:
-    """The marked sections of the report at ``path`` (none when there is no such file), in its
-    order, and the titles of its sections without markers (which no run can carry).
-
-    Raises ReportFormatError on broken markers: unclosed, nested, closed under another key, or
-    a key twice."""
-    if not path.is_file():
-        return [], []
-    lines = path.read_text().splitlines()
-    rows = _summary_rows(lines)
-    sections: list[Section] = []
-    unmarked: list[str] = []
-    current: tuple[str, dict[str, str], int] | None = None
-    body: list[str] = []
-    for n, line in enumerate(lines, 1):
-        opened, closed = _OPEN.match(line), _CLOSE.match(line)
-        if current is None:
-            if closed:
-                raise ReportFormatError(f"{path}:{n}: {line} closes no open section")
-            if opened:
-                current, body = (opened["key"], dict(_ATTR.findall(opened["attrs"])), n), []
-            elif line.startswith("## ") and line[3:] not in UNMARKED:
-                unmarked.append(line[3:])
-            continue
-        key, attrs, start = current
-        if opened or (closed and closed["key"] != key):
-            raise ReportFormatError(f"{path}:{n}: {line} inside the section opened at line {start}")
-        if not closed:
-            body.append(line)
-            continue
-        if any(s.key == key for s in sections):
-            raise ReportFormatError(f"{path}:{start}: a second section bench:{key}")
-        title = next((x[3:] for x in body if x.startswith("## ")), key)
-        sections.append(
-            Section(key=key, module=attrs.get("module", key), commit=attrs.get("commit", ""),
-                    measured_at=attrs.get("measured", ""), title=title, lines=body,
-                    summary=rows.get(title))
-        )  # fmt: skip
-        current = None
-    if current is not None:
-        raise ReportFormatError(f"{path}:{current[2]}: bench:{current[0]} is never closed")
-    return sections, unmarked
-
-
-def _date(text: str) -> tuple[str, str] | None:
-    m = re.match(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}))?", text.strip())
-    return (m[1], m[2] or "00:00") if m else None
-
-
-def _later(a: str, b: str) -> bool:
-    """Whether measurement time ``a`` is known and later than ``b`` (or ``b`` unknown)."""
-    da, db = _date(a), _date(b)
-    return da is not None and (db is None or da > db)
-
-
-def carry(s: Section, why: str) -> Section:
-    reason = _stale_reason(
-        s.commit, s.measured_at, f"{why}; carried from the previous report as it was, this "
-        "checkout having no newer results for it (bench/results)",
-    )  # fmt: skip
-    return dataclasses.replace(s, stale=reason)
-
-
-def assemble(runs: list[ModuleRun], previous: list[Section]) -> list[Part]:
-    """The new report's parts, module by module: a benchmark measured now replaces its section
-    of the previous report; one from a results file (stale) replaces it only when measured later
-    (the section may hold notes added by hand after that run). Every other section of the
-    previous report is carried as it was, marked stale: of a module not re-run, of a module
-    that ran without it (failed, or a subset of its benchmarks), or of a module no longer in
-    ``runs`` (after the others). Placeholder sections (``NOT_MEASURED``: no figures) are not."""
-    kept = [s for s in previous if not s.key.endswith(NOT_MEASURED)]
-    parts: list[Part] = []
-    for run in runs:
-        old = {s.key: s for s in kept if s.module == run.module}
-        for b in run.benchmarks:
-            b.module = b.module or run.module
-            s = old.pop(b.key, None)
-            if s is not None and not run.fresh and not _later(b.measured_at, s.measured_at):
-                parts.append(carry(s, run.why))  # its results file is not newer than it
-            else:
-                parts.append(b)
-        parts += [carry(s, run.why) for s in old.values()]
-    modules = {run.module for run in runs}
-    parts += [
-        carry(s, "not re-run: its module is not in bench/run.py's MODULES")
-        for s in kept
-        if s.module not in modules
-    ]
-    measured = {p.key for p in parts if isinstance(p, result.Benchmark)}
-    # a benchmark that moved to another module: its new figures, not its old section too
-    return [p for p in parts if isinstance(p, result.Benchmark) or p.key not in measured]

@@ -14,7 +14,7 @@ rewrite); ``--report-only`` rewrites the report from them and marks every sectio
 
 bench/results is not committed: a section that this checkout has no newer results for (a fresh
 clone, figures measured in another clone) is the report's own section, carried as it was and
-marked stale (bench/report.py: the sections' markers, ``assemble``); so is a section its module
+marked stale (bench/sections.py: the sections' markers, ``assemble``); so is a section its module
 did not produce in this run (it failed, or ran a subset). No run drops a section.
 """
 
@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import adapters, report, result
+from bench import adapters, report, result, sections
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -104,7 +104,7 @@ def run_module(key: str, module: str, rendered: Path) -> tuple[list[result.Bench
         return benches, "" if code == 0 else f"{key}: bench/{module}.py exited {code}"
     tail = output.strip().splitlines()[-15:]
     placeholder = result.Benchmark(
-        key=key + report.NOT_MEASURED,  # never carried: no figures, and not the module's sections
+        key=key + sections.NOT_MEASURED,  # never carried: no figures, and not the module's sections
         title=f"bench/{module}.py (no results in the report format)",
         goal="see the module",
         columns=["printed output (last lines)"],
@@ -151,12 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     only = {k.strip() for k in args.only.split(",") if k.strip()}
     try:  # read before anything runs: broken markers would otherwise end a long run
-        previous, unmarked = report.read_sections(args.report)
-    except report.ReportFormatError as exc:
+        previous, unmarked = sections.read_sections(args.report)
+    except sections.ReportFormatError as exc:
         print(f"bench: {exc}; fix {args.report}'s markers first", file=sys.stderr)
         return 2
     load_start = os.getloadavg()
-    runs: list[report.ModuleRun] = []
+    runs: list[sections.ModuleRun] = []
     problems: list[str] = []
     for key, module, _owner in MODULES:
         if args.report_only or (only and key not in only):
@@ -165,16 +165,16 @@ def main(argv: list[str] | None = None) -> int:
                 if args.report_only
                 else f"not re-run: this run was --only {args.only}"
             )
-            runs.append(report.ModuleRun(key, _earlier(key, why), False, why))
+            runs.append(sections.ModuleRun(key, _earlier(key, why), False, why))
             continue
         benches, problem = run_module(key, module, rendered)
         why = f"not re-run: bench/{module}.py " + (
             "did not produce it in this run (see the problems)" if problem else "ran without it"
         )
-        runs.append(report.ModuleRun(key, benches, True, why))
+        runs.append(sections.ModuleRun(key, benches, True, why))
         if problem:
             problems.append(problem)
-    parts = report.assemble(runs, previous)
+    parts = sections.assemble(runs, previous)
     titles = {p.title for p in parts}
     problems += [
         f"the previous report's section '{t}' has no `<!-- bench:KEY -->` marker, so it could not "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import report, result, run
+from bench import report, result, run, sections
 
 REPO = Path(__file__).resolve().parents[2]
 MODULES = [("alpha", "bench_alpha", "tests"), ("beta", "bench_beta", "tests")]
@@ -67,7 +67,7 @@ def _block(text: str, key: str) -> str:
 
 
 def _row(text: str, title: str) -> list[str]:
-    rows = report._summary_rows(text.splitlines())
+    rows = sections._summary_rows(text.splitlines())
     assert title in rows, f"no summary row {title!r}: {sorted(rows)}"
     return rows[title]
 
@@ -175,29 +175,29 @@ def test_module_that_produced_nothing_keeps_its_sections(
 
 
 def test_assemble_carries_a_subset_and_drops_placeholders(tmp_path: Path) -> None:
-    def section(key: str, module: str) -> report.Section:
+    def section(key: str, module: str) -> sections.Section:
         lines = [f"## {key}", "", "Measured at commit 1111111 on 2026-12-01.", ""]
-        return report.Section(key, module, "", "2026-12-01", key, lines, None)
+        return sections.Section(key, module, "", "2026-12-01", key, lines, None)
 
     previous = [section("saturation", "flow"), section("offline", "flow")]
-    previous += [section("pool" + report.NOT_MEASURED, "pool"), section("gone", "gone")]
+    previous += [section("pool" + sections.NOT_MEASURED, "pool"), section("gone", "gone")]
     fresh = _bench("saturation", 1.0, "2222222", "2026-12-02 10:00 UTC")
-    placeholder = _bench("pool" + report.NOT_MEASURED, 0.0, "2222222", "2026-12-02 10:00 UTC")
+    placeholder = _bench("pool" + sections.NOT_MEASURED, 0.0, "2222222", "2026-12-02 10:00 UTC")
     runs = [
-        report.ModuleRun("flow", [fresh], True, "not re-run: bench/bench_flow.py ran without it"),
-        report.ModuleRun("pool", [placeholder], True, "not re-run: failed"),
+        sections.ModuleRun("flow", [fresh], True, "not re-run: bench/bench_flow.py ran without it"),
+        sections.ModuleRun("pool", [placeholder], True, "not re-run: failed"),
     ]
-    parts = report.assemble(runs, previous)
+    parts = sections.assemble(runs, previous)
     assert [p.key for p in parts] == ["saturation", "offline", "pool.not-measured", "gone"]
     assert parts[0] is fresh
     assert parts[2] is placeholder  # the previous run's placeholder is not carried
     assert fresh.module == "flow"
-    assert isinstance(parts[1], report.Section)
+    assert isinstance(parts[1], sections.Section)
     assert "ran without it" in parts[1].stale
-    assert isinstance(parts[3], report.Section)
+    assert isinstance(parts[3], sections.Section)
     assert "not in bench/run.py's MODULES" in parts[3].stale
-    not_run = report.ModuleRun("pool", [], False, "not re-run: this run was --only flow")
-    assert [p.key for p in report.assemble([not_run], previous)] == [
+    not_run = sections.ModuleRun("pool", [], False, "not re-run: this run was --only flow")
+    assert [p.key for p in sections.assemble([not_run], previous)] == [
         "saturation",
         "offline",
         "gone",
@@ -205,13 +205,13 @@ def test_assemble_carries_a_subset_and_drops_placeholders(tmp_path: Path) -> Non
     text = report.render(parts, {"what": "value"}, [])
     assert "| offline | see its section | – | – | STALE, carried from" in text
     (tmp_path / "REPORT.md").write_text(text)
-    sections, unmarked = report.read_sections(tmp_path / "REPORT.md")
-    assert [s.key for s in sections] == [p.key for p in parts]  # every part marked
+    read, unmarked = sections.read_sections(tmp_path / "REPORT.md")
+    assert [s.key for s in read] == [p.key for p in parts]  # every part marked
     assert unmarked == []
     carried = parts[1]
-    assert isinstance(carried, report.Section)
+    assert isinstance(carried, sections.Section)
     stale = f"**STALE**: {carried.stale}."
-    assert sections[1].lines == [*carried.lines[:2], stale, "", *carried.lines[2:]]
+    assert read[1].lines == [*carried.lines[:2], stale, "", *carried.lines[2:]]
 
 
 def test_broken_markers_stop_the_run_before_anything_runs(
@@ -235,9 +235,9 @@ def test_unmarked_section_is_named_as_lost(
 def test_committed_report_marks_every_section_of_a_module() -> None:
     """The next run can carry every section of bench/REPORT.md: each one is marked with a
     module of run.MODULES and has its row in the summary table."""
-    sections, unmarked = report.read_sections(REPO / "bench" / "REPORT.md")
+    read, unmarked = sections.read_sections(REPO / "bench" / "REPORT.md")
     assert not unmarked
     modules = {key for key, _, _ in run.MODULES}
-    assert {s.module for s in sections} == modules
-    assert [s.key for s in sections if s.summary is None] == []
-    assert all(s.commit and report._date(s.measured_at) for s in sections)
+    assert {s.module for s in read} == modules
+    assert [s.key for s in read if s.summary is None] == []
+    assert all(s.commit and sections._date(s.measured_at) for s in read)
