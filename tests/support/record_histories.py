@@ -237,6 +237,41 @@ async def test_record_commands(rec: Recorder, redis_srv: RedisServer) -> None:
     await rec.run("command_instead", ["completed"], force=True)
 
 
+async def test_record_continue_as_new(rec: Recorder, redis_srv: RedisServer) -> None:
+    """Triggers keep arriving during every run: after MAX_LOOPS runs the execution continues
+    as new (its history: a full index, then check-only follow-ups, then CONTINUED_AS_NEW)."""
+    from shield_orchestrator.indexing.workflow import MAX_LOOPS
+    from temporalio.client import WorkflowExecutionStatus
+
+    ix = rec.ix
+    handle = await ix.trigger()
+    first = ix.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+
+    async def continued() -> bool:
+        status = (await first.describe()).status
+        return bool(status == WorkflowExecutionStatus.CONTINUED_AS_NEW)
+
+    async def keep_triggering() -> None:
+        while True:  # a few per run: each run of the loop sees a new request at its end
+            await ix.trigger()
+            await asyncio.sleep(0.02)
+
+    async with running_pool(redis_srv, db=ix.db, workspace=ix.spec.workspace):
+        triggers = asyncio.create_task(keep_triggering(), name="triggers")
+        try:
+            await wait_for(continued, timeout_s=120, what="continue-as-new")
+        finally:
+            triggers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await triggers
+        await first.result()  # follows the new executions to the end
+    path = await rec.store("continue_as_new", first)
+    events = json.loads(path.read_text())["events"]
+    checks = [e for e in events if e.get("activityTaskScheduledEventAttributes", {})
+              .get("activityType", {}).get("name") == "check_indexing_needed"]  # fmt: skip
+    assert len(checks) == MAX_LOOPS, len(checks)
+
+
 def main(argv: list[str]) -> int:
     """pytest on this file only (its tests record; nothing else runs)."""
     return pytest.main([__file__, "-p", "no:cacheprovider", "-q", *argv])
