@@ -43,8 +43,11 @@ _CLOSE = re.compile(r"^<!-- /bench:(?P<key>\S+) -->$")
 _ATTR = re.compile(r'(\w+)="([^"]*)"')
 NOT_MEASURED = ".not-measured"  # key suffix of a module's placeholder section: no figures
 # Every stale line the writer adds starts so (the reasons run.py gives all start "not re-run");
-# a carried section's earlier one is replaced, a stale line written by hand is kept.
+# a carried section's earlier one is replaced. A stale line written by hand is kept, unless it
+# is the section's first line under its heading and names the section's commit: the generated
+# line says that again (carried_lines).
 GENERATED_STALE = "**STALE**: not re-run"
+HAND_STALE = "**STALE**"
 UNMARKED = ("Machine and versions", "Summary")  # the report's own sections, not benchmarks'
 
 
@@ -111,7 +114,10 @@ def stale_reason(commit: str, measured_at: str, why: str) -> str:
 
 
 def carried_lines(s: Section) -> list[str]:
-    """The section as it was, its earlier generated stale line replaced by this report's."""
+    """The section as it was, its earlier generated stale line replaced by this report's, put
+    under its heading; so is a hand-written ``**STALE**`` line there that names the section's
+    commit (an older report's, e.g. "**STALE**: from the full run recorded in commit 1a33c99
+    (2026-11-23); ..."), which would otherwise stand under the generated one saying it again."""
     body: list[str] = []
     skip_blank = False
     for line in s.lines:
@@ -124,15 +130,22 @@ def carried_lines(s: Section) -> list[str]:
     at = 0
     if body and body[0].startswith("## "):
         at = 2 if len(body) > 1 and body[1] == "" else 1
+    if s.commit and at < len(body) and body[at].startswith(HAND_STALE) and s.commit in body[at]:
+        del body[at : at + (2 if body[at + 1 : at + 2] == [""] else 1)]
     body[at:at] = [f"**STALE**: {s.stale}.", ""]
     opening = open_marker(s.key, s.module, s.commit, s.measured_at)
     return [opening, *body, close_marker(s.key), ""]
 
 
 def carried_cells(s: Section) -> list[str]:
-    """A carried section's benchmark, goal, ratio and verdict cells, from its summary row."""
+    """A carried section's benchmark, goal, ratio and verdict cells, from its summary row. An
+    older report's 4-cell row put the commit and date in the verdict cell ("met (measured at
+    68969c6, 2026-12-06 09:02 UTC)"): when they are the section's, they are dropped there, the
+    "measured at" cell (:func:`carried_when`) saying them."""
     cells = (s.summary or [s.title.replace("|", "\\|"), "see its section", "–", "–"])[:4]
-    return cells + ["–"] * (4 - len(cells))
+    cells += ["–"] * (4 - len(cells))
+    cells[3] = cells[3].removesuffix(f" (measured at {s.commit}, {s.measured_at})")
+    return cells
 
 
 def carried_when(s: Section) -> str:

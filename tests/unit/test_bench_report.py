@@ -214,6 +214,61 @@ def test_assemble_carries_a_subset_and_drops_placeholders(tmp_path: Path) -> Non
     assert read[1].lines == [*carried.lines[:2], stale, "", *carried.lines[2:]]
 
 
+OLDER_REPORT = """# Benchmark report
+
+## Summary
+
+| benchmark | goal | measured ratio | verdict |
+|---|---|---|---|
+| Alpha | a >= 1 | a = 1.500 | met (measured at 1111111, 2026-11-23) |
+| Beta | b >= 1 | b = 0.500 | NOT met (measured at 0dd0dd0, 2026-11-20) |
+
+<!-- bench:alpha module="alpha" commit="1111111" measured="2026-11-23" -->
+## Alpha
+
+**STALE**: from the full run recorded in commit 1111111 (2026-11-23); no load averages.
+
+Goal: a >= 1.
+
+<!-- /bench:alpha -->
+
+<!-- bench:beta module="beta" commit="2222222" measured="2026-11-24" -->
+## Beta
+
+**STALE**: figures of the old default storages.
+
+Goal: b >= 1.
+<!-- /bench:beta -->
+"""
+
+
+def test_older_report_rows_and_stale_lines_are_not_said_twice(
+    bench_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older report's summary row put the commit and date in its verdict cell, and its
+    sections had a STALE line written by hand: a carried row drops them from the verdict when
+    they are the section's (the "measured at" cell says them), and the generated STALE line
+    replaces a hand-written one first under the heading that names the section's commit; a
+    verdict or a STALE line that says something else is kept."""
+    monkeypatch.setattr(run, "run_module", _measuring({}, "", ""))
+    bench_env.write_text(OLDER_REPORT)
+    for _ in range(2):  # and a second rewrite leaves it so
+        assert run.main(["--report-only", "--report", str(bench_env)]) == 0
+    text = bench_env.read_text()
+    assert _row(text, "Alpha") == [
+        "Alpha", "a >= 1", "a = 1.500", "met",
+        "STALE, carried from the previous report: 1111111, 2026-11-23",
+    ]  # fmt: skip
+    assert _row(text, "Beta")[3] == "NOT met (measured at 0dd0dd0, 2026-11-20)"
+    [stale] = _stale_lines(_block(text, "alpha"))
+    assert stale.startswith("**STALE**: not re-run: report rewritten with --report-only")
+    assert "measured at commit 1111111 on 2026-11-23" in stale
+    assert _block(text, "alpha") == f"## Alpha\n\n{stale}\n\nGoal: a >= 1.\n\n"
+    generated, by_hand = _stale_lines(_block(text, "beta"))
+    assert generated.startswith("**STALE**: not re-run: report rewritten with --report-only")
+    assert by_hand == "**STALE**: figures of the old default storages."
+
+
 def test_broken_markers_stop_the_run_before_anything_runs(
     bench_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
