@@ -3,7 +3,8 @@
 What is proved: a 202 creates exactly one job row, one job hash, every chunk on the stream and
 one ingestion.queued event; Idempotency-Key replays or conflicts; a full queue answers 429 with
 Retry-After; a Redis failure in the enqueue script or a PostgreSQL outage leaves nothing
-behind (the job row is deleted again); every kind of bad input is a 4xx naming the field and
+behind (the job row is deleted again); Redis or PostgreSQL unreachable is a 503 with
+Retry-After 1 and one error line with its action key; every kind of bad input is a 4xx naming the field and
 writes nothing.
 """
 
@@ -158,7 +159,10 @@ async def test_redis_refusing_the_enqueue_script_leaves_no_orphan(
 
 
 async def test_postgres_down_is_503_and_writes_nothing(
-    worker_settings: Any, redis_client: Any, postgres_srv: PostgresServer
+    worker_settings: Any,
+    redis_client: Any,
+    postgres_srv: PostgresServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     import dataclasses
 
@@ -170,12 +174,14 @@ async def test_postgres_down_is_503_and_writes_nothing(
         r = await api.post(URL, json=body(2), headers=HEADERS)
 
     assert r.status_code == 503
-    assert r.json()["detail"].startswith("postgres unavailable")
+    assert r.json() == {"detail": "postgres unavailable; retry later"}
+    assert r.headers["retry-after"] == "1"
+    _logged(caplog, "api_postgres_down", f"postgres unavailable on {URL}: ")
     assert await redis_client.dbsize() == 0
 
 
 async def test_redis_down_is_503(
-    worker_settings: Any, redis_srv: RedisServer, pg_pool: Any
+    worker_settings: Any, redis_srv: RedisServer, pg_pool: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     import dataclasses
 
@@ -187,8 +193,17 @@ async def test_redis_down_is_503(
         r = await api.post(URL, json=body(2), headers=HEADERS)
 
     assert r.status_code == 503
-    assert r.json()["detail"].startswith("redis unavailable")
+    assert r.json() == {"detail": "redis unavailable; retry later"}
+    assert r.headers["retry-after"] == "1"
+    _logged(caplog, "api_redis_down", f"redis unavailable on {URL}: ")
     assert await pg_pool.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+def _logged(caplog: pytest.LogCaptureFixture, action: str, start: str) -> None:
+    """One error line with this action key, naming the path and the exception's class."""
+    lines = [r for r in caplog.records if getattr(r, "action", None) == action]
+    assert [r.levelname for r in lines] == ["ERROR"], caplog.text
+    assert lines[0].getMessage().startswith(start), lines[0].getMessage()
 
 
 def _limits() -> tuple[int, int, str]:

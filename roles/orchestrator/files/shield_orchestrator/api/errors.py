@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import asyncpg
@@ -74,6 +74,20 @@ def _detail(status: int, detail: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def _unreachable(
+    store: str, action: str
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """The handler of ``store`` (redis, postgres) unreachable: logged with the path and the
+    exception's class (never its text), a 503 with Retry-After 1 s."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        path, name = request.url.path, type(exc).__name__
+        log.error("%s unavailable on %s: %s", store, path, name, extra={"action": action})
+        return _detail(503, f"{store} unavailable; retry later", {"Retry-After": "1"})
+
+    return handler
+
+
 def _validation_items(exc: RequestValidationError) -> list[dict[str, Any]]:
     items = []
     for err in exc.errors():
@@ -108,26 +122,12 @@ def install_error_handlers(app: FastAPI, config: ApiConfig) -> None:
     async def conflict(_: Request, exc: Exception) -> JSONResponse:
         return _detail(409, str(exc))
 
-    async def redis_down(request: Request, exc: Exception) -> JSONResponse:
-        log.error(
-            "redis unavailable on %s: %s", request.url.path, type(exc).__name__,
-            extra={"action": "api_redis_down"},
-        )  # fmt: skip
-        return _detail(503, "redis unavailable; retry later", {"Retry-After": "1"})
-
     async def redis_full(request: Request, exc: Exception) -> JSONResponse:
         log.error(
             "redis refused writes on %s: out of memory", request.url.path,
             extra={"action": "api_redis_oom"},
         )  # fmt: skip
         return _detail(503, "redis is out of memory; retry later", {"Retry-After": "5"})
-
-    async def postgres_down(request: Request, exc: Exception) -> JSONResponse:
-        log.error(
-            "postgres unavailable on %s: %s", request.url.path, type(exc).__name__,
-            extra={"action": "api_postgres_down"},
-        )  # fmt: skip
-        return _detail(503, "postgres unavailable; retry later", {"Retry-After": "1"})
 
     async def temporal_down(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s", exc, extra={"action": "api_temporal_down"})
@@ -140,8 +140,10 @@ def install_error_handlers(app: FastAPI, config: ApiConfig) -> None:
     app.add_exception_handler(JobNotFound, not_found)
     app.add_exception_handler(QueueFull, queue_full)
     app.add_exception_handler(RegistryError, conflict)
+    redis_down = _unreachable("redis", "api_redis_down")
     app.add_exception_handler(RedisConnectionError, redis_down)
     app.add_exception_handler(RedisTimeoutError, redis_down)
     app.add_exception_handler(RedisOutOfMemoryError, redis_full)
+    postgres_down = _unreachable("postgres", "api_postgres_down")
     for exc_type in _PG_DOWN:
         app.add_exception_handler(exc_type, postgres_down)
