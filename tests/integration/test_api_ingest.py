@@ -4,8 +4,8 @@ What is proved: a 202 creates exactly one job row, one job hash, every chunk on 
 one ingestion.queued event; Idempotency-Key replays or conflicts; a full queue answers 429 with
 Retry-After; a Redis failure in the enqueue script or a PostgreSQL outage leaves nothing
 behind (the job row is deleted again); Redis or PostgreSQL unreachable is a 503 with
-Retry-After 1 and one error line with its action key; every kind of bad input is a 4xx naming the field and
-writes nothing.
+Retry-After 1 and one error line with its action key; every kind of bad input is a 4xx
+naming the field and writes nothing.
 """
 
 from __future__ import annotations
