@@ -25,7 +25,6 @@ from shield_orchestrator.api.models import (
     RepoIndexOut,
     RepoOut,
     RepoRemovedOut,
-    RepoRunOut,
     ReposPage,
     Workspace,
     error_responses,
@@ -60,23 +59,8 @@ def _not_found() -> dict[int | str, dict[str, object]]:
 
 
 def _repo_out(repo: Repository) -> RepoOut:
-    return RepoOut(
-        repo_id=repo.repo_id,
-        url=repo.url,
-        branch=repo.branch,
-        workspace=repo.workspace,
-        include=list(repo.include),
-        exclude=list(repo.exclude),
-        max_file_bytes=repo.max_file_bytes,
-        max_files=repo.max_files,
-        credential_ref=repo.credential_ref,
-        created_at=repo.created_at,
-        workflow_id=repo.workflow_id,
-        schedule_s=repo.schedule_s,
-        command=list(repo.command),
-        command_timeout_s=repo.command_timeout_s,
-        command_mode=repo.command_mode,  # type: ignore[arg-type]
-    )
+    """The model's fields are Repository's attributes (workflow_id is its property)."""
+    return RepoOut.model_validate(repo, from_attributes=True)
 
 
 @router.post(
@@ -152,33 +136,8 @@ async def list_repos(
 async def get_repo(repo_id: UUID, db: DbDep) -> RepoDetailOut:
     repo = await repositories.get(db, str(repo_id))
     state = await repositories.index_state(db, repo)
-    last = state.last_run
-    index = RepoIndexOut(
-        state=state.state,  # type: ignore[arg-type]
-        indexed_commit=state.indexed_commit,
-        indexed_at=state.indexed_at,
-        indexed_files=state.indexed_files,
-        consecutive_failures=state.consecutive_failures,
-        next_eligible_at=state.next_eligible_at,
-        quarantined_at=state.quarantined_at,
-        last_error=state.last_error,
-        runs=state.runs,
-        last_run=None
-        if last is None
-        else RepoRunOut(
-            run_id=last.run_id,
-            status=last.status,  # type: ignore[arg-type]
-            base_commit=last.base_commit,
-            commit=last.commit,
-            error=last.error,
-            created_at=last.created_at,
-            finished_at=last.finished_at,
-            unchanged=last.unchanged,
-            changes=last.changes,
-            files=last.files,
-            skipped=last.skipped,
-        ),
-    )
+    # RepoIndexOut and RepoRunOut name IndexState's and LastRun's attributes
+    index = RepoIndexOut.model_validate(state, from_attributes=True)
     return RepoDetailOut(**_repo_out(repo).model_dump(), index=index)
 
 
