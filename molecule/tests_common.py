@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -407,3 +408,16 @@ def job_documents(data: Any, job_id: str) -> frozenset[str]:
         f" WHERE id LIKE 'shield-{sql_name(job_id)}-%'",
     )
     return frozenset(out.split())
+
+
+def playbook(name: str, *args: str) -> str:
+    """``ansible-playbook playbooks/NAME ARGS`` against this scenario, as operators run it (from
+    the controller, molecule's inventory; the verifier's environment carries ANSIBLE_CONFIG);
+    its output. Fails with the output's tail when the play fails."""
+    project = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+    program = Path(sys.executable).with_name("ansible-playbook")
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    cmd = [str(program), str(project / "playbooks" / name), "-i", inventory, *args]
+    run = subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=900, check=False)
+    assert run.returncode == 0, f"{' '.join(cmd)} failed ({run.returncode}):\n{run.stdout[-6000:]}"
+    return run.stdout

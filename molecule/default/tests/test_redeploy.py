@@ -23,11 +23,7 @@ pool's or the indexers' roles ran, and every worker and indexer instance kept it
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import tests_common as tc
 
@@ -86,18 +82,7 @@ def _site_workers(*extra: str) -> str:
 
 def _site(*args: str) -> str:
     """``ansible-playbook playbooks/site.yml ARGS`` against this scenario; its output."""
-    project = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
-    playbook = Path(sys.executable).with_name("ansible-playbook")
-    cmd = [
-        str(playbook),
-        str(project / "playbooks" / "site.yml"),
-        "-i",
-        os.environ["MOLECULE_INVENTORY_FILE"],
-        *args,
-    ]
-    run = subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=900, check=False)
-    assert run.returncode == 0, f"{' '.join(cmd)} failed ({run.returncode}):\n{run.stdout[-6000:]}"
-    return run.stdout
+    return tc.playbook("site.yml", *args)
 
 
 def _pids(h) -> dict[str, str]:
