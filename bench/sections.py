@@ -29,6 +29,7 @@ bench/report.py renders the parts: a benchmark (bench/result.py) from its figure
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 import subprocess
 from pathlib import Path
@@ -41,11 +42,13 @@ REPO = Path(__file__).resolve().parents[1]
 _OPEN = re.compile(r'^<!-- bench:(?P<key>\S+)(?P<attrs>(?: \w+="[^"]*")*) -->$')
 _CLOSE = re.compile(r"^<!-- /bench:(?P<key>\S+) -->$")
 _ATTR = re.compile(r'(\w+)="([^"]*)"')
+_COMMIT = re.compile(r"[0-9a-fA-F]{4,40}")  # an abbreviated or full hash, never a git option
 NOT_MEASURED = ".not-measured"  # key suffix of a module's placeholder section: no figures
 # Every stale line the writer adds starts so (the reasons run.py gives all start "not re-run");
 # a carried section's earlier one is replaced. A stale line written by hand is kept, unless it
 # is the section's first line under its heading and names the section's commit: the generated
-# line says that again (carried_lines).
+# line says that again, and only the hand line's clauses that do not name it are kept, on a
+# line of their own under it (carried_lines).
 GENERATED_STALE = "**STALE**: not re-run"
 HAND_STALE = "**STALE**"
 UNMARKED = ("Machine and versions", "Summary")  # the report's own sections, not benchmarks'
@@ -94,7 +97,10 @@ def close_marker(key: str) -> str:
 
 def stale_reason(commit: str, measured_at: str, why: str) -> str:
     """Why a section's figures are older than the report (``why``), with their commit and date,
-    and whether the benchmark or the product code changed since (git diff against HEAD)."""
+    and whether the benchmark or the product code changed since (git diff against HEAD). A
+    commit that is not 4 to 40 hex digits (a hand-edited marker) is unknown: never given to
+    git, where one starting with "-" would be read as an option."""
+    commit = commit if _COMMIT.fullmatch(commit) else ""
     out = f"{why}; measured at commit {commit or 'unknown'} on {measured_at or 'an unknown date'}"
     if commit:
         res = subprocess.run(
@@ -113,11 +119,24 @@ def stale_reason(commit: str, measured_at: str, why: str) -> str:
 # -- what a carried section shows in the new report ------------------------------------------
 
 
+def _hand_rest(line: str, commit: str) -> list[str]:
+    """What a hand-written ``**STALE**`` line says besides the section's commit: its clauses
+    ("; "-separated) that do not name it, as a line of their own (none when nothing is left)."""
+    text = line.removeprefix(HAND_STALE).lstrip(":").strip().removesuffix(".")
+    rest = [c.strip() for c in text.split("; ") if c.strip() and commit not in c]
+    if not rest:
+        return []
+    kept = "; ".join(rest)
+    return [kept[0].upper() + kept[1:] + ".", ""]
+
+
 def carried_lines(s: Section) -> list[str]:
     """The section as it was, its earlier generated stale line replaced by this report's, put
     under its heading; so is a hand-written ``**STALE**`` line there that names the section's
     commit (an older report's, e.g. "**STALE**: from the full run recorded in commit 1a33c99
-    (2026-11-23); ..."), which would otherwise stand under the generated one saying it again."""
+    (2026-11-23); its load averages were not recorded."), which would otherwise stand under the
+    generated one saying it again. Its clauses that do not name the commit ("Its load averages
+    were not recorded.") stay, on a line under the generated one, which later rewrites keep."""
     body: list[str] = []
     skip_blank = False
     for line in s.lines:
@@ -131,7 +150,8 @@ def carried_lines(s: Section) -> list[str]:
     if body and body[0].startswith("## "):
         at = 2 if len(body) > 1 and body[1] == "" else 1
     if s.commit and at < len(body) and body[at].startswith(HAND_STALE) and s.commit in body[at]:
-        del body[at : at + (2 if body[at + 1 : at + 2] == [""] else 1)]
+        rest = _hand_rest(body[at], s.commit)
+        body[at : at + (2 if body[at + 1 : at + 2] == [""] else 1)] = rest
     body[at:at] = [f"**STALE**: {s.stale}.", ""]
     opening = open_marker(s.key, s.module, s.commit, s.measured_at)
     return [opening, *body, close_marker(s.key), ""]
@@ -222,13 +242,25 @@ def read_sections(path: Path) -> tuple[list[Section], list[str]]:
     return sections, unmarked
 
 
-def _date(text: str) -> tuple[str, str] | None:
-    m = re.match(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}))?", text.strip())
-    return (m[1], m[2] or "00:00") if m else None
+def _date(text: str) -> dt.datetime | None:
+    """A measurement time ("2026-12-06 09:02 UTC", "2026-11-23"), time-zone aware: UTC (what
+    the writer stamps; a date alone is its midnight), unless it gives an offset ("+01:00")."""
+    m = re.match(
+        r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2})(?::\d{2})?\s*(?P<tz>[+-]\d{2}:?\d{2})?)?",
+        text.strip(),
+    )
+    if not m:
+        return None
+    offset = (m["tz"] or "+00:00").replace(":", "")
+    try:
+        return dt.datetime.strptime(f"{m[1]} {m[2] or '00:00'} {offset}", "%Y-%m-%d %H:%M %z")
+    except ValueError:  # not a calendar date or time (2026-13-40)
+        return None
 
 
 def _later(a: str, b: str) -> bool:
-    """Whether measurement time ``a`` is known and later than ``b`` (or ``b`` unknown)."""
+    """Whether measurement time ``a`` is known and later than ``b`` (or ``b`` unknown), both
+    compared as instants (:func:`_date`)."""
     da, db = _date(a), _date(b)
     return da is not None and (db is None or da > db)
 

@@ -226,7 +226,7 @@ OLDER_REPORT = """# Benchmark report
 <!-- bench:alpha module="alpha" commit="1111111" measured="2026-11-23" -->
 ## Alpha
 
-**STALE**: from the full run recorded in commit 1111111 (2026-11-23); no load averages.
+**STALE**: from the run of commit 1111111 (2026-11-23); its load averages were not recorded.
 
 Goal: a >= 1.
 
@@ -248,8 +248,9 @@ def test_older_report_rows_and_stale_lines_are_not_said_twice(
     """An older report's summary row put the commit and date in its verdict cell, and its
     sections had a STALE line written by hand: a carried row drops them from the verdict when
     they are the section's (the "measured at" cell says them), and the generated STALE line
-    replaces a hand-written one first under the heading that names the section's commit; a
-    verdict or a STALE line that says something else is kept."""
+    replaces a hand-written one first under the heading that names the section's commit, the
+    hand line's clauses that do not name it kept on a line under it; a verdict or a STALE line
+    that says something else is kept."""
     monkeypatch.setattr(run, "run_module", _measuring({}, "", ""))
     bench_env.write_text(OLDER_REPORT)
     for _ in range(2):  # and a second rewrite leaves it so
@@ -263,10 +264,41 @@ def test_older_report_rows_and_stale_lines_are_not_said_twice(
     [stale] = _stale_lines(_block(text, "alpha"))
     assert stale.startswith("**STALE**: not re-run: report rewritten with --report-only")
     assert "measured at commit 1111111 on 2026-11-23" in stale
-    assert _block(text, "alpha") == f"## Alpha\n\n{stale}\n\nGoal: a >= 1.\n\n"
+    rest = "Its load averages were not recorded."  # what the generated line does not say
+    assert _block(text, "alpha") == f"## Alpha\n\n{stale}\n\n{rest}\n\nGoal: a >= 1.\n\n"
     generated, by_hand = _stale_lines(_block(text, "beta"))
     assert generated.startswith("**STALE**: not re-run: report rewritten with --report-only")
     assert by_hand == "**STALE**: figures of the old default storages."
+
+
+def test_hand_stale_line_naming_only_the_commit_leaves_nothing_else() -> None:
+    hand = "**STALE**: from the run recorded in commit 1111111 (2026-11-23)."
+    s = sections.Section("a", "a", "1111111", "2026-11-23", "A", ["## A", "", hand, "", "x"], None)
+    s.stale = "not re-run: why; measured at commit 1111111 on 2026-11-23"
+    assert sections.carried_lines(s)[1:-2] == ["## A", "", f"**STALE**: {s.stale}.", "", "x"]
+
+
+def test_marker_commit_that_is_not_a_hash_never_reaches_git(tmp_path: Path) -> None:
+    """A hand-edited marker's commit is given to ``git diff`` only when it is 4 to 40 hex
+    digits: "--output=FILE" would make git write the diff to FILE."""
+    out = tmp_path / "written-by-git"
+    for bad in (f"--output={out}", "-p", "HEAD", "abc", "1111111 --", "g111111"):
+        reason = sections.stale_reason(bad, "2026-11-23", "not re-run: why")
+        assert reason == "not re-run: why; measured at commit unknown on 2026-11-23", bad
+    assert not out.exists()
+    reason = sections.stale_reason("DEADBEEF" * 5, "2026-11-23", "not re-run: why")
+    assert reason.startswith("not re-run: why; measured at commit " + "DEADBEEF" * 5)
+    assert reason.endswith("(commit not found here: cannot tell what changed since)")
+
+
+def test_measurement_times_compare_as_instants() -> None:
+    assert sections._later("2026-12-02 00:30 UTC", "2026-12-01 23:00 UTC")
+    assert not sections._later("2026-12-02 00:30 +02:00", "2026-12-01 23:00 UTC")  # 22:30 UTC
+    assert sections._later("2026-12-02 00:30+0100", "2026-12-01")
+    assert not sections._later("2026-12-01", "2026-12-01 00:00 UTC")  # a date is its midnight
+    assert sections._later("2026-12-01", "")
+    assert not sections._later("", "2026-12-01")
+    assert not sections._later("2026-13-40", "2026-12-01")  # no such date: unknown
 
 
 def test_broken_markers_stop_the_run_before_anything_runs(
