@@ -97,8 +97,12 @@ CASES: dict[str, tuple[dict[str, object], list[str]]] = {
         {"temporal_bind_address": "192.168.77.5", "temporal_ip_firewall": False},
         [
             'temporal_bind_address="192.168.77.5" is not a loopback address',
-            "temporal_ip_firewall: true",
+            "temporal_ip_firewall=false",
         ],
+    ),
+    "off_loopback_open_to_any": (
+        {"temporal_bind_address": "192.168.77.5", "temporal_allowed_networks": ["any"]},
+        ['temporal_allowed_networks=["any"]', "not any, 0.0.0.0/0 or ::/0"],
     ),
     "tls_asked_of_the_dev_server": (
         {"orchestrator_temporal_tls_ca": "-----BEGIN CERTIFICATE-----"},

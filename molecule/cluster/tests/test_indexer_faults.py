@@ -1,20 +1,23 @@
 """Repository runs through indexer faults complete with exact counts (issue 17).
 
-A repository of FILES files is made on every indexer host (the same commits at the same local
-path), registered and indexed through the API, and its ``persist_kg`` activity (the workflow's
-pending activity, read with Temporal's CLI on the Temporal host) is waited for. Then:
+The worker pool of every host is stopped (gracefully) first, so that a run, once its
+``persist_kg`` activity has queued its chunks, certainly waits on them whatever the fault
+takes. A repository of FILES files is made on every indexer host (the same commits at the same
+local path), registered and indexed through the API, and its ``persist_kg`` activity (the
+workflow's pending activity, read with Temporal's CLI on the Temporal host) is waited for.
+Then:
 
 - **kill**: the indexer process that runs the activity (``lastWorkerIdentity`` =
   ``<MainPID>@<host>``) is SIGKILLed: no graceful shutdown, its heartbeats stop. Temporal
   retries the activity on a live indexer (the other host's, or the killed unit once systemd
   restarted it).
 - **rolling restart**: ``playbooks/rolling_restart.yml -t indexer``, the play operators run,
-  restarts every indexer instance of every host, one host at a time. The worker pool is stopped
-  first (and started after), so that the run is certainly still in progress, waiting on its
-  chunks, while every indexer host restarts.
+  restarts every indexer instance of every host, one host at a time.
 
-Either way the run completes as one run: every file indexed once, each file's job completed with
-all its chunks, each chunk one LightRAG document, no document twice, nothing dead-lettered.
+The pools are then started again (on every host, whatever happened) and the run completes as
+one run: every file indexed once, each file's job completed with all its chunks, each chunk one
+LightRAG document, no document twice, nothing dead-lettered; the two workspaces are again owned
+one per host (what the later tests of the scenario expect).
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import tests_common as tc
 
 testinfra_hosts = tc.hosts_in("orchestrator_api")
 
-FILES = 40  # enough chunks that persist_kg is still waiting on the pool when it is killed
+FILES = 12  # the pool is stopped: persist_kg waits on these chunks whatever the fault takes
 TEMPORAL_CLI = "/opt/shield-temporal/venv/bin/temporal"
 TEMPORAL = ("--address", "127.0.0.1:7233", "-n", "shield")  # on the Temporal host
 INDEXER_UNIT = "shield-orchestrator-indexer@"
@@ -74,6 +79,49 @@ def pending_activity(temporal: Any, workflow_id: str) -> dict[str, Any] | None:
         if name == "persist_kg" and activity.get("lastWorkerIdentity"):
             return dict(activity)
     return None
+
+
+@contextmanager
+def pools_stopped() -> Iterator[None]:
+    """Every active worker instance of every pool host stopped (SIGTERM, drained) for the body,
+    then started again on every host, whatever the body did; a start that fails fails the test
+    (after the body's own error, if any)."""
+    pools = {name: tc.host(name) for name in tc.hosts_in("orchestrator_workers")}
+    active = {
+        name: [u for u in tc.worker_instances(h) if h.run(f"systemctl is-active {u}").rc == 0]
+        for name, h in pools.items()
+    }
+    assert all(active.values()), f"a pool host has no active worker instance: {active}"
+    try:
+        for name, h in pools.items():
+            h.check_output("systemctl stop " + " ".join(map(shlex.quote, active[name])))
+        yield
+    finally:
+        failed = {}
+        for name, h in pools.items():
+            started = h.run("systemctl start " + " ".join(map(shlex.quote, active[name])))
+            if started.rc != 0:
+                failed[name] = started.stderr
+        print(f"worker instances started again: {active}; failures: {failed}")
+    assert not failed, f"worker instances did not start again: {failed}"
+
+
+def wait_spread(host: Any, key: str, timeout_s: float = 120) -> None:
+    """Until /health/detailed shows every workspace owned by one process, on different hosts."""
+    deadline = time.monotonic() + timeout_s
+    owners: dict[str, list[str]] = {}
+    while time.monotonic() < deadline:
+        status, health = tc.http(host, "GET", "/health/detailed", key)
+        owners = (
+            {w["name"]: w["owners"] for w in health.get("workspaces", [])} if status == 200 else {}
+        )
+        hosts = {o[0].rsplit(":", 1)[0] for o in owners.values() if len(o) == 1}
+        if owners and all(len(o) == 1 for o in owners.values()) and len(hosts) == len(owners):
+            return
+        time.sleep(1)
+    raise AssertionError(
+        f"workspaces not owned one per host again within {timeout_s:.0f} s: {owners}"
+    )
 
 
 def start_run(host: Any, key: str, name: str) -> tuple[str, str, dict[str, Any]]:
@@ -141,42 +189,36 @@ def assert_completed_once(host: Any, key: str, repo_id: str, commit: str) -> dic
 
 def test_a_killed_indexer_s_run_completes_with_exact_counts(host):
     key = tc.api_key(tc.environment_file(host))
-    repo_id, commit, activity = start_run(host, key, "K")
-    pid, _, hostname = activity["lastWorkerIdentity"].partition("@")
     indexers = indexer_hosts()
-    assert hostname in indexers, f"{activity['lastWorkerIdentity']}: not an indexer host"
-    victim = indexers[hostname]
-    unit = next(u for u, main_pid in indexer_pids(victim).items() if main_pid == pid)
-    assert_running(host, key, repo_id, "before the kill")
-    victim.check_output(f"kill -KILL {int(pid)}")
+    with pools_stopped():
+        repo_id, commit, activity = start_run(host, key, "K")
+        pid, _, hostname = activity["lastWorkerIdentity"].partition("@")
+        assert hostname in indexers, f"{activity['lastWorkerIdentity']}: not an indexer host"
+        victim = indexers[hostname]
+        unit = next((u for u, main_pid in indexer_pids(victim).items() if main_pid == pid), None)
+        assert unit, f"{activity['lastWorkerIdentity']}: no indexer unit of {hostname} has that PID"
+        assert_running(host, key, repo_id, "before the kill")
+        victim.check_output(f"kill -KILL {int(pid)}")
+        tc.wait_active(victim, unit)  # the killed unit comes back (Restart=on-failure)
 
     run = assert_completed_once(host, key, repo_id, commit)
-    tc.wait_active(victim, unit)  # the killed unit came back (Restart=on-failure)
+    wait_spread(host, key)
     print(f"killed {unit} on {hostname} (pid {pid}) in persist_kg; the run completed: {run}")
 
 
 def test_a_run_survives_a_rolling_restart_of_every_indexer_host(host):
     key = tc.api_key(tc.environment_file(host))
-    repo_id, commit, _ = start_run(host, key, "R")
-    pools = {name: tc.host(name) for name in tc.hosts_in("orchestrator_workers")}
-    instances = {
-        name: [u for u in tc.worker_instances(h) if h.run(f"systemctl is-active {u}").rc == 0]
-        for name, h in pools.items()
-    }
-    for name, h in pools.items():  # the run now waits on its chunks, whatever the restart takes
-        h.check_output("systemctl stop " + " ".join(map(shlex.quote, instances[name])))
-    before = {name: indexer_pids(h) for name, h in indexer_hosts().items()}
-    try:
+    with pools_stopped():
+        repo_id, commit, _ = start_run(host, key, "R")
+        before = {name: indexer_pids(h) for name, h in indexer_hosts().items()}
         tc.playbook("rolling_restart.yml", "-t", "indexer")
         after = {name: indexer_pids(h) for name, h in indexer_hosts().items()}
         assert_running(host, key, repo_id, "during the rolling restart")
-    finally:
-        for name, h in pools.items():
-            h.check_output("systemctl start " + " ".join(map(shlex.quote, instances[name])))
     for name, pids in before.items():
         assert after[name].keys() == pids.keys(), f"{name}: indexer instances {before} -> {after}"
         kept = [u for u, pid in pids.items() if after[name][u] == pid]
         assert not kept, f"{name}: {kept} not restarted by rolling_restart.yml -t indexer"
 
     run = assert_completed_once(host, key, repo_id, commit)
+    wait_spread(host, key)
     print(f"every indexer host restarted ({before} -> {after}); the run completed: {run}")
