@@ -159,17 +159,24 @@ def assert_completed_once(host: Any, key: str, repo_id: str, commit: str) -> dic
     assert indexed["indexed_files"] == FILES, indexed
     assert indexed["runs"] == 1, f"the fault cost a second run: {indexed}"
 
-    # every file's job completed with all its chunks; one document per chunk, none twice
+    # every file's job completed with all its chunks; one document per chunk, none twice. The
+    # jobs' rows in PostgreSQL are written behind Redis (the pool's flusher): the run can end a
+    # moment before its last job's row says so, so the rows are read until they agree (60 s).
     data = tc.host(tc.hosts_in("postgresql")[0])
-    jobs = tc.sql(
-        data,
+    query = (
         "SELECT count(*), count(DISTINCT j.job_id), sum(j.chunks_total),"  # noqa: S608
         " sum(j.chunks_processed), sum(j.chunks_failed),"
         " count(*) FILTER (WHERE j.status <> 'completed')"
         " FROM repo_files m JOIN jobs j ON j.job_id = m.job_id"
-        f" WHERE m.repo = '{tc.sql_name(repo_id)}' AND m.branch = 'main'",
+        f" WHERE m.repo = '{tc.sql_name(repo_id)}' AND m.branch = 'main'"
     )
-    n, distinct, total, processed, failed, unfinished = (int(v) for v in jobs.split("|"))
+    deadline = time.monotonic() + 60
+    while True:
+        jobs = tc.sql(data, query)
+        n, distinct, total, processed, failed, unfinished = (int(v) for v in jobs.split("|"))
+        if unfinished == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert (n, distinct, processed, failed, unfinished) == (FILES, FILES, total, 0, 0), jobs
     docs = tc.sql(
         data,
