@@ -13,7 +13,7 @@ RENDERED   := $(BUILD)/rendered
 STAGE      := scripts/stage.sh
 # roles: the plain app modules (roles/*/files/shield_orchestrator) are linted where they are
 # scripts/shieldctl has no .py suffix: ruff checks it when named
-PY_SOURCES  = $(wildcard tests bench scripts scripts/shieldctl molecule roles collections/ansible_collections/shield)
+PY_SOURCES  = $(wildcard tests bench scripts scripts/shieldctl molecule roles harness collections/ansible_collections/shield)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 

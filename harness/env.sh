@@ -13,6 +13,9 @@ unset _shield_venv
 export PATH
 export CONTAINERS_CONF="$HARNESS_DIR/.generated/containers.conf"
 export ANSIBLE_COLLECTIONS_PATH="$SHIELD_ROOT/collections"
+# The test hosts' connection, podman_pipelined (one podman exec per module); molecule's
+# scenarios name it in provisioner.connection_options.
+export ANSIBLE_CONNECTION_PLUGINS="$HARNESS_DIR/plugins/connection"
 export SHIELD_CACHE
 # The host images for this recipe (molecule.yml reads these; build them with make hosts-image).
 SHIELD_IMAGE_DEBIAN12=$(harness_image_ref bookworm)

@@ -2,7 +2,7 @@
 # harness/molecule.sh [SCENARIO...]: `molecule test` for each scenario (default: all three),
 # judged by molecule's exit code. Each scenario's output goes to $MOLECULE_LOG_DIR/<scenario>.log
 # (the tail is printed when it fails). Ends with one plain line: `molecule: N passed, N failed`.
-# MOLECULE_JOBS scenarios run at once (1 when unset; `make molecule` sets 2), in the order given
+# MOLECULE_JOBS scenarios run at once (1 when unset; `make molecule` sets 3), in the order given
 # (their hosts, networks and molecule's ephemeral directories are their own).
 # `molecule test` starts and ends with destroy, so a run interrupted earlier leaves nothing
 # the next run trips over; on Ctrl-C molecule destroys the running scenarios' hosts and no

@@ -2,7 +2,7 @@
 # harness/sandbox.sh up|down: the host `make sandbox` deploys to.
 #   up    one all-in-one Debian 12 host: podman container `shield-sandbox` (hostname the same),
 #         systemd as PID 1, privileged, label io.shield-orchestrator.harness=sandbox.
-#         Ansible reaches it with ansible_connection=containers.podman.podman (see README.md).
+#         Ansible reaches it with ansible_connection=podman_pipelined (see README.md).
 #         The API's port in the host (GUEST_API_PORT, the orchestrator role's
 #         orchestrator_api_port) is published on this machine's loopback only:
 #         127.0.0.1:$SANDBOX_API_PORT (default 8000), never on 0.0.0.0. The API there serves

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -153,3 +154,78 @@ def test_host_boots_and_starts_a_hardened_unit(
 def test_hosts_are_removed_after_the_test(harness_env: dict[str, str]) -> None:
     """The factory above cleaned up: no self-test container is left (runs after the boots)."""
     assert podman(harness_env, "ps", "-aq", "--filter", f"label={LABEL}") == ""
+
+
+PLAYBOOK = """\
+- name: The harness's connection runs each module through one podman exec
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: A module
+      ansible.builtin.command: cat /proc/1/comm
+      register: comm
+      changed_when: false
+    - name: A module through become, as the roles run theirs
+      ansible.builtin.command: id -u
+      become: true
+      register: uid
+      changed_when: false
+    - name: A file transfer (the parent connection's copy into the mounted root)
+      ansible.builtin.copy:
+        content: "shield\\n"
+        dest: /root/selftest.txt
+        mode: "0600"
+    - name: The results
+      ansible.builtin.debug:
+        msg: "comm={{ comm.stdout }} uid={{ uid.stdout }}"
+"""
+
+
+def test_podman_pipelined_runs_each_module_in_one_exec(
+    boot_host: Callable[[str], str], harness_env: dict[str, str], tmp_path: Path
+) -> None:
+    """harness/plugins/connection/podman_pipelined.py, the connection of the sandbox and of every
+    scenario: a module is sent on standard input to one `podman exec --interactive` (no temporary
+    directory made, chmodded and removed around it), become works, files still arrive."""
+    name = boot_host("SHIELD_IMAGE_DEBIAN12")
+    playbook = tmp_path / "playbook.yml"
+    playbook.write_text(PLAYBOOK)
+    env = {**harness_env, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-vvv",
+            "-i",
+            f"{name},",
+            "-c",
+            "podman_pipelined",
+            "-e",
+            "ansible_python_interpreter=/usr/bin/python3",
+            "--limit",
+            name,
+            str(playbook),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "comm=systemd uid=0" in run.stdout
+    assert podman(harness_env, "exec", name, "cat", "/root/selftest.txt") == "shield"
+    execs = [line for line in run.stdout.splitlines() if "RUN [" in line and "b'exec'" in line]
+    per_task = run.stdout.split("TASK [")[1:]
+    command_tasks = [t for t in per_task if t.startswith(("A module]", "A module through become"))]
+    assert len(command_tasks) == 2
+    for task in command_tasks:
+        runs = [line for line in task.splitlines() if "RUN [" in line and "b'exec'" in line]
+        assert len(runs) == 1, f"one podman exec per module, not {len(runs)}:\n" + "\n".join(runs)
+        assert "b'--interactive'" in runs[0], runs[0]
+    tmp_dirs = [
+        line for task in command_tasks for line in task.splitlines() if "ansible-tmp-" in line
+    ]
+    assert not tmp_dirs, "a pipelined module needs no remote temporary directory:\n" + "\n".join(
+        tmp_dirs
+    )
+    assert execs, "no podman exec was logged: did -vvv change its format?"

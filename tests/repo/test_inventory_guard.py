@@ -74,7 +74,7 @@ def test_default_inventory_is_the_sandbox() -> None:
     assert hostvars, "the default inventory has no host"
     assert set(hostvars) == {"shield-sandbox"}, f"default inventory hosts: {sorted(hostvars)}"
     for host, hv in hostvars.items():
-        assert hv.get("ansible_connection") == "containers.podman.podman", (host, hv)
+        assert hv.get("ansible_connection") == "podman_pipelined", (host, hv)
         assert not PRODUCTION_NET.search(json.dumps(hv)), f"{host} carries a production address"
         assert hv.get("orchestrator_deployment_environment") == "sandbox", host
 
