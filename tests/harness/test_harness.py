@@ -156,6 +156,7 @@ def test_hosts_are_removed_after_the_test(harness_env: dict[str, str]) -> None:
     assert podman(harness_env, "ps", "-aq", "--filter", f"label={LABEL}") == ""
 
 
+COPIED = "/etc/shield-selftest.txt"  # a path on the booted test host
 PLAYBOOK = """\
 - name: The harness's connection runs each module through one podman exec
   hosts: all
@@ -173,7 +174,7 @@ PLAYBOOK = """\
     - name: A file transfer (the parent connection's copy into the mounted root)
       ansible.builtin.copy:
         content: "shield\\n"
-        dest: /root/selftest.txt
+        dest: "{{ copied }}"
         mode: "0600"
     - name: The results
       ansible.builtin.debug:
@@ -201,6 +202,8 @@ def test_podman_pipelined_runs_each_module_in_one_exec(
             "podman_pipelined",
             "-e",
             "ansible_python_interpreter=/usr/bin/python3",
+            "-e",
+            f"copied={COPIED}",
             "--limit",
             name,
             str(playbook),
@@ -213,8 +216,9 @@ def test_podman_pipelined_runs_each_module_in_one_exec(
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "comm=systemd uid=0" in run.stdout
-    assert podman(harness_env, "exec", name, "cat", "/root/selftest.txt") == "shield"
+    assert podman(harness_env, "exec", name, "cat", COPIED) == "shield"
     execs = [line for line in run.stdout.splitlines() if "RUN [" in line and "b'exec'" in line]
+    assert execs, "no podman exec was logged: did -vvv change its format?"
     per_task = run.stdout.split("TASK [")[1:]
     command_tasks = [t for t in per_task if t.startswith(("A module]", "A module through become"))]
     assert len(command_tasks) == 2
@@ -228,4 +232,3 @@ def test_podman_pipelined_runs_each_module_in_one_exec(
     assert not tmp_dirs, "a pipelined module needs no remote temporary directory:\n" + "\n".join(
         tmp_dirs
     )
-    assert execs, "no podman exec was logged: did -vvv change its format?"
